@@ -1,0 +1,185 @@
+"""``rtface`` command line: run | listen | (train-emotion | eval-emotion | gaze, added by their modules).
+
+Exit status: 0 success, 2 a clear user-facing error (bad file, config, port, ...), 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from rtface import __version__
+from rtface.errors import RtfaceError
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging off the status line
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _status_line(engine, total: int | None) -> str:
+    s = engine.stats
+    lat = s.latency_ms.percentiles()
+    if engine.live:
+        ring = engine.ring.stats() if engine.ring is not None else {}
+        dropped = ring.get("overruns", 0) + ring.get("skipped", 0)
+        return (f"fps {s.fps():5.1f} | latency p50 {lat['p50']:6.1f} ms p99 {lat['p99']:6.1f} ms | "
+                f"faces {s.last_faces} | frames {s.frames} | dropped {dropped}")
+    if total:
+        done = min(s.frames, total)
+        bar = "#" * int(30 * done / total)
+        return f"[{bar:<30}] {done}/{total} frames | {s.fps():5.1f} fps | faces {s.last_faces}"
+    return f"{s.frames} frames | {s.fps():5.1f} fps | faces {s.last_faces}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rtface.config import load_config, with_overrides
+    from rtface.graph.runner import Engine
+
+    cfg = load_config(args.config)
+    src, pub, out, eng = {}, {}, {}, {}
+    if args.source is not None:
+        src["spec"] = args.source
+        src["realtime"] = False
+    if args.realtime is not None:
+        src["realtime"] = args.realtime
+    if args.loop:
+        src["loop"] = True
+    if args.endpoint:
+        pub["endpoint"] = args.endpoint
+    if args.no_publish:
+        pub["enabled"] = False
+    if args.out:
+        out["path"] = args.out
+    if args.max_frames is not None:
+        eng["max_frames"] = args.max_frames
+    cfg = with_overrides(cfg, source=src, publish=pub, output=out, engine=eng)
+    engine = Engine(cfg)
+    tty = sys.stderr.isatty()
+    last = 0.0
+    t0 = time.monotonic()
+    print(f"rtface {__version__}: source {cfg.source.spec}"
+          + (f" | publishing on {cfg.publish.endpoint}" if cfg.publish.enabled else "")
+          + (f" | writing {cfg.output.path}" if cfg.output.path else ""), file=sys.stderr)
+    try:
+        for _ in engine.results():
+            now = time.monotonic()
+            if now - last >= (0.25 if tty else 2.0):
+                last = now
+                total = getattr(engine.source, "frame_count", None) if not engine.live else None
+                line = _status_line(engine, total)
+                print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        engine.close(complete=False)
+        print(f"\ninterrupted after {engine.stats.frames} frames", file=sys.stderr)
+        if engine.output_path is not None:
+            print(f"partial results kept in {engine.output_path}", file=sys.stderr)
+        return 130
+    except RtfaceError:
+        if engine.output_path is not None:
+            print(f"\npartial results ({engine.stats.frames} frames) kept in {engine.output_path}",
+                  file=sys.stderr)
+        raise
+    _print_summary(engine, time.monotonic() - t0)
+    return 0
+
+
+def _print_summary(engine, elapsed_s: float) -> None:
+    s = engine.summary.get("stats", {})
+    lat = s.get("latency_ms", {})
+    print("", file=sys.stderr)
+    print(f"done: {s.get('frames', 0)} frames in {elapsed_s:.1f} s ({s.get('frames', 0) / max(elapsed_s, 1e-9):.1f} "
+          f"fps), faces seen {s.get('faces_total', 0)}, frames without a face {s.get('frames_without_face', 0)}",
+          file=sys.stderr)
+    print(f"latency capture->publish p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms", file=sys.stderr)
+    for name, p in s.get("stage_ms", {}).items():
+        print(f"  stage {name:<12} p50 {p['p50']:7.2f} ms  p99 {p['p99']:7.2f} ms", file=sys.stderr)
+    drops = s.get("drops", {})
+    ring = drops.get("ring", {})
+    src = drops.get("source", {})
+    print(f"drops: ring overruns {ring.get('overruns', 0)}, skipped {ring.get('skipped', 0)}, "
+          f"stage errors {sum(drops.get('stage_errors', {}).values())}, source {src}", file=sys.stderr)
+    if engine.output_path is not None:
+        print(f"wrote {engine.writer.rows} rows ({engine.writer.frames} frames) to {engine.output_path}",
+              file=sys.stderr)
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from rtface.transport.messages import format_summary
+    from rtface.transport.subscriber import Subscriber
+
+    n = 0
+    with Subscriber(args.endpoint, topics=tuple(args.topic or ["rtface.v1."])) as sub:
+        print(f"listening on {args.endpoint} (topics: {', '.join(args.topic or ['rtface.v1.'])}); Ctrl-C to stop",
+              file=sys.stderr)
+        deadline = time.monotonic() + args.timeout if args.timeout else None
+        try:
+            while args.count == 0 or n < args.count:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                got = sub.recv(timeout_s=min(1.0, remaining) if remaining is not None else 1.0)
+                if got is None:
+                    continue
+                topic, msg = got
+                print(format_summary(topic, msg), flush=True)
+                n += 1
+        except KeyboardInterrupt:
+            pass
+        missed = getattr(sub, "missed_frames", 0)
+        print(f"received {n} messages, missed frames {missed}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rtface", description="Real-time facial behaviour engine")
+    p.add_argument("--version", action="version", version=f"rtface {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log warnings and details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="process a camera, video, image folder or stream and publish results")
+    r.add_argument("--config", help="TOML config (default: the packaged configs/default.toml; a bare name such "
+                                    "as 'full' picks a packaged config)")
+    r.add_argument("--source", help="camera index (0), video file, image folder or glob, or stream URL "
+                                    "(default: the embedded sample video played in real time)")
+    r.add_argument("--realtime", dest="realtime", action="store_true", default=None,
+                   help="pace a file at its frame rate, as if it were a camera (may drop frames)")
+    r.add_argument("--no-realtime", dest="realtime", action="store_false", help="process every frame, fast")
+    r.add_argument("--loop", action="store_true", help="restart a file at its end")
+    r.add_argument("--out", help="write one row per face per frame to this .parquet or .csv file")
+    r.add_argument("--endpoint", help="ZeroMQ PUB endpoint (default tcp://127.0.0.1:5555)")
+    r.add_argument("--no-publish", action="store_true", help="do not open a ZeroMQ socket")
+    r.add_argument("--max-frames", type=int, help="stop after this many frames")
+    r.set_defaults(func=cmd_run)
+
+    li = sub.add_parser("listen", help="print a readable line for each message a running engine publishes")
+    li.add_argument("--endpoint", default="tcp://127.0.0.1:5555")
+    li.add_argument("--topic", action="append", help="topic prefix (repeatable; default rtface.v1.)")
+    li.add_argument("--count", type=int, default=0, help="stop after N messages (0 = never)")
+    li.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (0 = never)")
+    li.set_defaults(func=cmd_listen)
+
+    for mod in ("rtface.emotion.cli", "rtface.gaze.cli"):
+        try:
+            __import__(mod)
+            sys.modules[mod].add_commands(sub)
+        except ImportError:
+            pass
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except RtfaceError as exc:
+        print(f"rtface: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Typed, frozen settings loaded from ``configs/*.toml``; validated once at load, errors name the field.
+
+Layout of a config file::
+
+    [source]    spec, realtime, loop, fps
+    [engine]    ring_slots, max_frames, stats_interval_s
+    [publish]   enabled, endpoint, sndhwm, include_landmarks
+    [output]    path, write_canonical
+    [[stages]]  kind, name, on_error, <stage parameters ...>
+
+Stage parameters are the fields of the stage class's ``Params`` dataclass; an unknown or mistyped field is a
+ConfigError naming the stage and the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rtface.errors import ConfigError
+from rtface.graph.stage import Stage
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SAMPLE_VIDEO = PACKAGE_DIR / "data" / "samples" / "single_face.mp4"
+CONFIG_DIR = PACKAGE_DIR / "configs"
+
+# built-in stage kinds -> module that registers them (imported on demand, so heavy imports stay lazy)
+BUILTIN_STAGES = {
+    "landmarks": "rtface.stages.landmarks",
+    "canonical": "rtface.stages.canonical",
+    "aus": "rtface.stages.aus",
+    "emotion": "rtface.stages.emotion",
+    "gaze_aoi": "rtface.stages.gaze_aoi",
+    "alerts": "rtface.stages.alerts",
+}
+ERROR_POLICIES = ("raise", "skip", "disable")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    spec: str = "sample"  # "sample" (embedded video), camera index "0", file, folder, glob or stream URL
+    realtime: bool = False  # pace a file at its own fps, as if it were a camera (live semantics: may drop)
+    loop: bool = False  # restart a file at its end
+    fps: float = 30.0  # frame rate assumed for image folders
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    ring_slots: int = 8  # power of two
+    max_frames: int = 0  # stop after this many frames (0 = until the source ends)
+    stats_interval_s: float = 1.0  # heartbeat period
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    enabled: bool = True
+    endpoint: str = "tcp://127.0.0.1:5555"  # loopback by default: patient data stays on this machine
+    sndhwm: int = 100  # messages queued per subscriber before ZeroMQ drops (PUB never blocks)
+    include_landmarks: bool = True
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: str = ""  # .parquet or .csv; "" = no file
+    write_canonical: bool = False  # also write canonical landmarks cX_i, cY_i, cZ_i (cm)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    kind: str
+    name: str
+    on_error: str  # "raise" | "skip" (count and go on) | "disable" (stop calling it after max_errors)
+    max_errors: int
+    params: Any  # the stage's frozen Params dataclass
+    cls: type[Stage] = field(repr=False, compare=False, default=Stage)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    source: SourceConfig = SourceConfig()
+    engine: EngineSettings = EngineSettings()
+    publish: PublishConfig = PublishConfig()
+    output: OutputConfig = OutputConfig()
+    stages: tuple[StageConfig, ...] = ()
+    origin: str = "<defaults>"  # file the config came from, for messages
+
+
+def resolve_stage_class(kind: str, where: str) -> type[Stage]:
+    """Built-in kind, or ``package.module:ClassName`` for a user's own stage."""
+    from rtface.graph.stage import _REGISTRY
+
+    if ":" in kind:
+        mod, _, attr = kind.partition(":")
+        try:
+            cls = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"{where}: field 'kind': cannot load {kind!r}: {exc}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, Stage)):
+            raise ConfigError(f"{where}: field 'kind': {kind!r} is not a Stage subclass")
+        return cls
+    if kind not in _REGISTRY and kind in BUILTIN_STAGES:
+        try:
+            importlib.import_module(BUILTIN_STAGES[kind])
+        except ImportError as exc:
+            raise ConfigError(f"{where}: field 'kind': stage {kind!r} is not available: {exc}") from exc
+    if kind not in _REGISTRY:
+        raise ConfigError(f"{where}: field 'kind': unknown stage kind {kind!r} "
+                          f"(built-in: {', '.join(BUILTIN_STAGES)}; or 'package.module:Class')")
+    return _REGISTRY[kind]
+
+
+def _coerce(value: Any, typ: Any, where: str, name: str) -> Any:
+    origin = typing.get_origin(typ)
+    if typ is Any:
+        return value
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: field '{name}': expected true/false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: field '{name}': expected an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: field '{name}': expected a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: field '{name}': expected a string, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: field '{name}': expected a list, got {value!r}")
+        args = typing.get_args(typ)
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, where, f"{name}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None:
+            return None
+        errors = []
+        for a in args:
+            try:
+                return _coerce(value, a, where, name)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[-1])
+    return value
+
+
+def build_dataclass(cls: type, table: dict[str, Any], where: str) -> Any:
+    """Instantiate frozen dataclass ``cls`` from a TOML table, rejecting unknown fields and wrong types."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(table) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown field '{unknown[0]}' (allowed: {', '.join(names) or 'none'})")
+    kwargs = {k: _coerce(v, hints[k], where, k) for k, v in table.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _stage_config(i: int, table: Any, origin: str) -> StageConfig:
+    where = f"{origin}: stages[{i}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    t = dict(table)
+    kind = t.pop("kind", None)
+    if not isinstance(kind, str) or not kind:
+        raise ConfigError(f"{where}: field 'kind' is required (a stage kind such as 'landmarks')")
+    name = t.pop("name", kind.rpartition(":")[2].lower() if ":" in kind else kind)
+    where = f"{origin}: stage '{name}'"
+    on_error = t.pop("on_error", "skip")
+    if on_error not in ERROR_POLICIES:
+        raise ConfigError(f"{where}: field 'on_error': {on_error!r} is not one of {ERROR_POLICIES}")
+    max_errors = t.pop("max_errors", 10)
+    if isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 1:
+        raise ConfigError(f"{where}: field 'max_errors': expected a positive integer, got {max_errors!r}")
+    cls = resolve_stage_class(kind, where)
+    params = build_dataclass(cls.Params, t, where)
+    return StageConfig(kind=kind, name=name, on_error=on_error, max_errors=max_errors, params=params, cls=cls)
+
+
+def config_from_dict(data: dict[str, Any], origin: str = "<dict>") -> EngineConfig:
+    """Validate a parsed TOML document into an EngineConfig (checks stage order too)."""
+    allowed = {"source", "engine", "publish", "output", "stages"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"{origin}: unknown section '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+    source = build_dataclass(SourceConfig, data.get("source", {}), f"{origin}: [source]")
+    engine = build_dataclass(EngineSettings, data.get("engine", {}), f"{origin}: [engine]")
+    if engine.ring_slots < 2 or engine.ring_slots & (engine.ring_slots - 1):
+        raise ConfigError(f"{origin}: [engine]: field 'ring_slots' must be a power of two >= 2, "
+                          f"got {engine.ring_slots}")
+    publish = build_dataclass(PublishConfig, data.get("publish", {}), f"{origin}: [publish]")
+    output = build_dataclass(OutputConfig, data.get("output", {}), f"{origin}: [output]")
+    raw_stages = data.get("stages", [{"kind": "landmarks"}])
+    if not isinstance(raw_stages, list):
+        raise ConfigError(f"{origin}: 'stages' must be an array of tables ([[stages]])")
+    stages = tuple(_stage_config(i, t, origin) for i, t in enumerate(raw_stages))
+    cfg = EngineConfig(source, engine, publish, output, stages, origin)
+    check_graph(cfg)
+    return cfg
+
+
+def check_graph(cfg: EngineConfig) -> None:
+    """Every stage's inputs must be produced by an earlier stage; names must be unique."""
+    available = {"image"}
+    seen: set[str] = set()
+    for st in cfg.stages:
+        if st.name in seen:
+            raise ConfigError(f"{cfg.origin}: stage '{st.name}': duplicate stage name (set 'name')")
+        seen.add(st.name)
+        missing = [k for k in st.cls.inputs if k not in available]
+        if missing:
+            raise ConfigError(f"{cfg.origin}: stage '{st.name}': input '{missing[0]}' is not produced by any "
+                              f"earlier stage (available: {', '.join(sorted(available))})")
+        available.update(st.cls.outputs)
+
+
+def load_config(path: str | Path | None = None) -> EngineConfig:
+    """Load a TOML config; ``None`` = the packaged default (configs/default.toml)."""
+    p = Path(path) if path is not None else CONFIG_DIR / "default.toml"
+    if not p.is_file():
+        named = CONFIG_DIR / f"{p.name}.toml" if p.suffix == "" else None
+        if named is not None and named.is_file():
+            p = named
+        else:
+            raise ConfigError(f"config file not found: {p}")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
+    return config_from_dict(data, str(p))
+
+
+def with_overrides(cfg: EngineConfig, **sections: dict[str, Any]) -> EngineConfig:
+    """Copy of cfg with some section fields replaced, e.g. ``with_overrides(cfg, source={"spec": "a.mp4"})``."""
+    changes = {}
+    for sec, vals in sections.items():
+        if vals:
+            current = getattr(cfg, sec)
+            merged = {**dataclasses.asdict(current), **vals}
+            changes[sec] = build_dataclass(type(current), merged, f"override [{sec}]")
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,232 @@
+"""The engine: grabber thread -> frame ring -> stage graph -> ZeroMQ publisher and file writer.
+
+Threads: the grabber thread owns the source and is the ring's only writer. The thread that iterates
+``Engine.results()`` (the processing thread) owns the ring's read side, every stage, the publisher socket and the
+file writer. Live sources (camera, stream, real-time-paced file) overwrite the oldest ring slot and the processing
+thread always takes the newest frame (one frame in flight, like MediaPipe's flow limiter); file sources apply
+backpressure so no frame is lost.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rtface.config import SAMPLE_VIDEO, EngineConfig, load_config
+from rtface.errors import RtfaceError, StageError
+from rtface.graph.stage import Stage
+from rtface.graph.stats import RunStats
+from rtface.output.columns import TableLayout
+from rtface.records import FrameMeta, FrameResult
+
+log = logging.getLogger("rtface")
+
+
+def resolve_source_spec(spec: str) -> str | int:
+    """``"sample"`` -> the embedded video; digits -> camera index; anything else unchanged."""
+    if spec == "sample":
+        return str(SAMPLE_VIDEO)
+    if spec.isdigit():
+        return int(spec)
+    return spec
+
+
+class _StageSlot:
+    """A stage plus its error policy state (processing thread only)."""
+
+    def __init__(self, stage: Stage, on_error: str, max_errors: int) -> None:
+        self.stage, self.on_error, self.max_errors = stage, on_error, max_errors
+        self.errors = 0
+        self.enabled = True
+
+
+class Engine:
+    """Build from an EngineConfig; iterate ``results()`` or call ``run()``. Use as a context manager."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config if config is not None else load_config()
+        self.stats = RunStats()
+        self._stop = threading.Event()
+        self._slots: list[_StageSlot] = []
+        self.publisher = None
+        self.writer = None
+        self.source = None
+        self.grabber = None
+        self.ring = None
+        self.live = False
+        self.summary: dict = {}
+        self.output_path: Path | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def _open(self) -> None:
+        from rtface.grabber import Grabber
+        from rtface.ring import FrameRing
+        from rtface.sources import open_source
+
+        cfg = self.config
+        self._slots = []
+        for sc in cfg.stages:
+            st = sc.cls(sc.name, sc.params)
+            self._slots.append(_StageSlot(st, sc.on_error, sc.max_errors))
+        for slot in self._slots:
+            slot.stage.open()
+        if cfg.publish.enabled:
+            from rtface.transport.publisher import Publisher
+
+            self.publisher = Publisher(cfg.publish.endpoint, sndhwm=cfg.publish.sndhwm)
+        if cfg.output.path:
+            from rtface.output.table_writer import TableWriter
+
+            self.writer = TableWriter(cfg.output.path, self.layout())
+        src = cfg.source
+        self.source = open_source(resolve_source_spec(src.spec), realtime=src.realtime, loop=src.loop, fps=src.fps)
+        self.live = bool(self.source.live)
+        self.ring = FrameRing(cfg.engine.ring_slots, overwrite=self.live)
+        self.grabber = Grabber(self.source, self.ring)
+        self.grabber.start()
+
+    def names(self, key: str) -> tuple[str, ...]:
+        """Names published by the stage that outputs ``key`` ("aus" or "emotion"), or ()."""
+        for slot in self._slots:
+            if key in slot.stage.outputs:
+                return tuple(getattr(slot.stage, "names", ()))
+        return ()
+
+    def layout(self) -> TableLayout:
+        outs = {k for s in self._slots for k in s.stage.outputs}
+        return TableLayout(has_pose="pose" in outs, au_names=self.names("aus"), emotion_names=self.names("emotion"),
+                           extra_scalars=("pspi",) if "aus" in outs else (),
+                           write_canonical=self.config.output.write_canonical)
+
+    def stop(self) -> None:
+        """Ask the run to end after the current frame (any thread)."""
+        self._stop.set()
+
+    def close(self, *, complete: bool = False) -> None:
+        """Stop the grabber, close stages, socket and writer. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.grabber is not None:
+            self.grabber.stop()
+        for slot in self._slots:
+            try:
+                slot.stage.close()
+            except Exception as exc:  # closing must not hide the run's own outcome
+                log.warning("stage %s: close failed: %s", slot.stage.name, exc)
+        if self.writer is not None:
+            self.output_path = self.writer.close(complete=complete)
+        if self.publisher is not None:
+            self.publisher.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(complete=False)
+
+    # ------------------------------------------------------------------ processing
+    def drops(self) -> dict:
+        """Drop counters at every boundary (source, ring, flow limiter, stages, publisher)."""
+        d: dict = {}
+        if self.grabber is not None:
+            d["source"] = self.grabber.stats()
+        if self.ring is not None:
+            d["ring"] = self.ring.stats()
+        d["stage_errors"] = dict(self.stats.stage_errors)
+        if self.publisher is not None:
+            d["publisher"] = {"sent": getattr(self.publisher, "sent", 0)}
+        return d
+
+    def _run_stages(self, image, result: FrameResult) -> None:
+        for slot in self._slots:
+            if not slot.enabled:
+                continue
+            st = slot.stage
+            t0 = time.perf_counter()
+            try:
+                st.process(image, result)
+            except RtfaceError:
+                raise
+            except Exception as exc:
+                slot.errors += 1
+                self.stats.stage_errors[st.name] = slot.errors
+                msg = f"stage '{st.name}' failed on frame {result.meta.index}: {type(exc).__name__}: {exc}"
+                if slot.on_error == "raise":
+                    raise StageError(msg) from exc
+                log.warning(msg)
+                if slot.on_error == "disable" and slot.errors >= slot.max_errors:
+                    slot.enabled = False
+                    self.stats.disabled_stages.append(st.name)
+                    log.error("stage '%s' disabled after %d errors", st.name, slot.errors)
+            result.stage_ms[st.name] = (time.perf_counter() - t0) * 1e3
+
+    def _publish_stats(self) -> None:
+        if self.publisher is None:
+            return
+        from rtface.transport import wire
+        from rtface.transport.messages import stats_message
+
+        self.publisher.send(wire.TOPIC_STATS, stats_message(self.stats.snapshot(self.drops())))
+
+    def results(self) -> Iterator[FrameResult]:
+        """Run the engine in the calling thread, yielding each processed frame. Closes itself at the end."""
+        from rtface.transport import wire
+        from rtface.transport.messages import frame_message
+
+        complete = False
+        try:
+            self._open()
+            cfg = self.config
+            max_frames = cfg.engine.max_frames
+            interval = cfg.engine.stats_interval_s
+            next_stats = time.monotonic() + interval
+            au_names, emo_names = self.names("aus"), self.names("emotion")
+            read = self.ring.read_latest if self.live else self.ring.read_next
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_stats:
+                    self._publish_stats()
+                    next_stats = now + interval
+                frame = read(min(0.1, max(0.0, next_stats - now)))
+                if frame is None:
+                    if self.ring.closed and self.ring.error is not None:
+                        raise self.ring.error
+                    if self.ring.closed and self.ring.stats().get("unread", 0) == 0:
+                        break
+                    continue
+                h, w = frame.image.shape[:2]
+                meta = FrameMeta(frame.index, frame.t_capture_ns, frame.t_media_ns, w, h, self.source.name)
+                result = FrameResult(meta)
+                self._run_stages(frame.image, result)
+                if self.publisher is not None:
+                    msg = frame_message(result, au_names=au_names, emotion_names=emo_names,
+                                        include_landmarks=cfg.publish.include_landmarks)
+                    self.publisher.send(wire.TOPIC_FRAME, msg)
+                if self.writer is not None:
+                    self.writer.write(result)
+                latency_ms = (time.time_ns() - meta.t_capture_ns) / 1e6
+                self.stats.on_frame(len(result.faces), latency_ms, result.stage_ms)
+                yield result
+                if max_frames and self.stats.frames >= max_frames:
+                    break
+            self.summary = {"stats": self.stats.snapshot(self.drops()),
+                            "stages": {s.stage.name: s.stage.summary() for s in self._slots}}
+            if self.publisher is not None:
+                from rtface.transport.messages import session_message
+
+                self._publish_stats()
+                self.publisher.send(wire.TOPIC_SESSION, session_message(self.summary))
+            complete = True
+        finally:
+            self.close(complete=complete)
+
+    def run(self, on_result: Callable[[FrameResult], None] | None = None) -> dict:
+        """Process until the source ends (or ``stop()``); returns the session summary."""
+        for r in self.results():
+            if on_result is not None:
+                on_result(r)
+        return self.summary

@@ -1,0 +1,69 @@
+"""Stage contract and registry.
+
+A stage is one step of the per-frame graph. The runner's processing thread owns every stage instance: ``open``,
+``process`` and ``close`` are always called from that one thread, in that order; ``close`` must be safe to call
+twice. Stages declare the data keys they read (``inputs``) and write (``outputs``); the graph builder checks
+that every input is produced by an earlier stage, so later stages plug in without touching the runner.
+
+Data keys used by the built-in stages: ``image`` (always available), ``landmarks``, ``pose``, ``canonical``,
+``aus``, ``emotion``, ``gaze``, ``alerts``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rtface.records import FrameResult
+
+_REGISTRY: dict[str, type["Stage"]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class NoParams:
+    """Parameters of a stage that takes none."""
+
+
+class Stage:
+    """Base class. Subclasses set ``kind``, ``inputs``, ``outputs`` and ``Params`` (a frozen dataclass)."""
+
+    kind: ClassVar[str] = ""
+    inputs: ClassVar[tuple[str, ...]] = ()
+    outputs: ClassVar[tuple[str, ...]] = ()
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, name: str, params: Any) -> None:
+        self.name = name  # instance name from the config ("landmarks", "aus", ...)
+        self.params = params
+
+    def open(self) -> None:
+        """Acquire resources (models, files). Called once before the first frame."""
+
+    def process(self, image: np.ndarray, result: FrameResult) -> None:
+        """Read ``image`` (BGR uint8, H x W x 3, read-only) and earlier outputs in ``result``; write own outputs."""
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        """Session-level results (e.g. OpenDBM variables). Called at end of a run; may be empty."""
+        return {}
+
+    def close(self) -> None:
+        """Release resources. Safe to call twice."""
+
+
+def register_stage(cls: type[Stage]) -> type[Stage]:
+    """Class decorator: make a stage available to configs under ``cls.kind``."""
+    if not cls.kind:
+        raise ValueError(f"{cls.__name__} has no kind")
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def stage_class(kind: str) -> type[Stage]:
+    """Look up a registered stage class by kind (KeyError if unknown)."""
+    return _REGISTRY[kind]
+
+
+def registered_kinds() -> list[str]:
+    return sorted(_REGISTRY)

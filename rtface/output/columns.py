@@ -1,0 +1,66 @@
+"""Column layout of per-face-per-frame result tables (OpenFace names where the meaning overlaps).
+
+One row per face per frame; a frame without any face gets one row with ``face_id = -1`` and ``success = 0`` (as
+OpenFace does), so processed-but-empty frames are distinguishable from frames that were never processed.
+
+| column | unit / meaning |
+|---|---|
+| frame | 0-based frame index in the source |
+| face_id | stable id while the face stays in view (-1: no face in this frame) |
+| timestamp | source presentation time, s (OpenFace's ``timestamp``) |
+| t_capture_ns | UTC wall clock when the frame was grabbed, ns |
+| confidence | face detection score 0..1 |
+| success | 1 if a face was found |
+| bbox_x0, bbox_y0, bbox_x1, bbox_y1 | tight landmark box, px |
+| x_i, y_i (i = 0..477) | landmark position in the image, px |
+| z_i | MediaPipe relative depth scaled like x, px (smaller = closer to the camera) |
+| pose_Tx, pose_Ty, pose_Tz | head translation in the camera frame, mm (OpenFace units) |
+| pose_Rx, pose_Ry, pose_Rz | pitch, yaw, roll, radians (OpenFace order) |
+| yaw_deg, pitch_deg, roll_deg | the same angles in degrees |
+| neutral_ready | 1 once the person's neutral face is reliable |
+| AUxx_r | Action Unit intensity, FACS 0-5 scale |
+| AUxx_c | Action Unit presence, 0/1 |
+| emotion_<class> | emotion probability 0..1 |
+| pspi | Prkachin & Solomon pain intensity, 0-16 |
+| cX_i, cY_i, cZ_i | canonicalized landmarks, cm (only with ``write_canonical``) |
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rtface.records import N_LANDMARKS
+
+BASE = ["frame", "face_id", "timestamp", "t_capture_ns", "confidence", "success",
+        "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
+POSE = ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz", "yaw_deg", "pitch_deg", "roll_deg",
+        "neutral_ready"]
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """Which optional column groups a run writes (decided from the stage graph before the first frame)."""
+
+    has_pose: bool = False
+    au_names: tuple[str, ...] = ()
+    emotion_names: tuple[str, ...] = ()
+    extra_scalars: tuple[str, ...] = ()  # per-face scalar extras, e.g. ("pspi",)
+    write_canonical: bool = False
+
+    def scalar_columns(self) -> list[str]:
+        cols = list(BASE)
+        if self.has_pose:
+            cols += POSE
+        cols += [f"{n}_r" for n in self.au_names] + [f"{n}_c" for n in self.au_names]
+        cols += [f"emotion_{n}" for n in self.emotion_names]
+        cols += list(self.extra_scalars)
+        return cols
+
+    def landmark_columns(self) -> list[str]:
+        r = range(N_LANDMARKS)
+        cols = [f"x_{i}" for i in r] + [f"y_{i}" for i in r] + [f"z_{i}" for i in r]
+        if self.write_canonical:
+            cols += [f"cX_{i}" for i in r] + [f"cY_{i}" for i in r] + [f"cZ_{i}" for i in r]
+        return cols
+
+    def columns(self) -> list[str]:
+        return self.scalar_columns() + self.landmark_columns()

@@ -1,0 +1,160 @@
+"""Streaming Parquet/CSV writer for per-face-per-frame results.
+
+Rows are written to ``<path>.partial`` in row groups and the file is renamed to ``<path>`` only when the run
+completes, so a file that looks complete is complete. If the run fails, the partial file is closed properly (a
+readable Parquet/CSV with every frame processed so far) and keeps its ``.partial`` name.
+Owned by the processing thread.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rtface.errors import ConfigError
+from rtface.output.columns import BASE, POSE, TableLayout
+from rtface.records import N_LANDMARKS, FrameResult
+
+INT_COLUMNS = {"frame": "int64", "face_id": "int32", "t_capture_ns": "int64", "success": "int8",
+               "neutral_ready": "int8"}
+
+
+class TableWriter:
+    def __init__(self, path: str | Path, layout: TableLayout, *, batch_rows: int = 256) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in (".parquet", ".csv"):
+            raise ConfigError(f"output path {self.path}: unsupported extension {suffix!r} (use .parquet or .csv)")
+        if not self.path.parent.exists():
+            raise ConfigError(f"output path {self.path}: folder {self.path.parent} does not exist")
+        self.format = suffix[1:]
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.layout = layout
+        self.scalar_cols = layout.scalar_columns()
+        self.lm_cols = layout.landmark_columns()
+        self._batch = batch_rows
+        self._scal = np.full((batch_rows, len(self.scalar_cols)), np.nan)
+        self._lm = np.full((batch_rows, len(self.lm_cols)), np.nan, np.float32)
+        self._ints = np.zeros((batch_rows, 3), np.int64)  # frame, face_id, t_capture_ns (exact, not via float)
+        self._n = 0
+        self.rows = 0
+        self.frames = 0
+        self._writer = None
+        self._schema = None
+        self._closed = False
+        self._idx = {c: i for i, c in enumerate(self.scalar_cols)}
+
+    def _open(self) -> None:
+        import pyarrow as pa
+
+        fields = [pa.field(c, pa.from_numpy_dtype(np.dtype(INT_COLUMNS.get(c, "float64"))))
+                  for c in self.scalar_cols]
+        fields += [pa.field(c, pa.float32()) for c in self.lm_cols]
+        self._schema = pa.schema(fields)
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(str(self.partial), self._schema, compression="zstd")
+        else:
+            import pyarrow.csv as pcsv
+
+            self._writer = pcsv.CSVWriter(str(self.partial), self._schema)
+
+    def write(self, result: FrameResult) -> None:
+        """Append the rows of one frame (one per face, or one empty row)."""
+        m = result.meta
+        faces = result.faces or [None]
+        for face in faces:
+            if self._n == self._batch:
+                self._flush()
+            row, lm = self._scal[self._n], self._lm[self._n]
+            row[:] = np.nan
+            row[2], row[4], row[5] = m.t_media_ns / 1e9, np.nan, 0
+            self._ints[self._n] = (m.index, -1 if face is None else face.face_id, m.t_capture_ns)
+            if face is None:
+                lm[:] = np.nan
+            else:
+                self._fill(row, lm, face)
+            self._n += 1
+            self.rows += 1
+        self.frames += 1
+
+    def _fill(self, row: np.ndarray, lm: np.ndarray, face) -> None:
+        ix = self._idx
+        row[4], row[5] = face.confidence, 1
+        row[6:10] = face.bbox_px
+        pts = face.landmarks_px
+        lm[0:N_LANDMARKS] = pts[:, 0]
+        lm[N_LANDMARKS:2 * N_LANDMARKS] = pts[:, 1]
+        lm[2 * N_LANDMARKS:3 * N_LANDMARKS] = pts[:, 2]
+        L = self.layout
+        if L.write_canonical:
+            c = face.canonical_cm
+            if c is None:
+                lm[3 * N_LANDMARKS:] = np.nan
+            else:
+                lm[3 * N_LANDMARKS:] = c.T.reshape(-1)
+        if L.has_pose and face.pose is not None:
+            p = face.pose
+            j = ix["pose_Tx"]
+            row[j:j + 10] = (p.tx_cm * 10, p.ty_cm * 10, p.tz_cm * 10, math.radians(p.pitch_deg),
+                             math.radians(p.yaw_deg), math.radians(p.roll_deg), p.yaw_deg, p.pitch_deg,
+                             p.roll_deg, float(face.neutral_ready))
+        if L.au_names and face.au_intensity is not None:
+            j = ix[f"{L.au_names[0]}_r"]
+            k = len(L.au_names)
+            row[j:j + k] = face.au_intensity
+            if face.au_presence is not None:
+                row[j + k:j + 2 * k] = face.au_presence
+        if L.emotion_names and face.emotion is not None:
+            j = ix[f"emotion_{L.emotion_names[0]}"]
+            row[j:j + len(L.emotion_names)] = face.emotion
+        for name in L.extra_scalars:
+            v = face.extras.get(name)
+            if v is not None:
+                row[ix[name]] = float(v)
+
+    def _flush(self) -> None:
+        if self._n == 0:
+            return
+        import pyarrow as pa
+
+        if self._writer is None:
+            self._open()
+        n = self._n
+        arrays = []
+        exact = {"frame": 0, "face_id": 1, "t_capture_ns": 2}
+        for j, c in enumerate(self.scalar_cols):
+            col = self._scal[:n, j]
+            dt = INT_COLUMNS.get(c)
+            if c in exact:
+                col = self._ints[:n, exact[c]].astype(dt)
+            elif dt is not None:
+                col = np.nan_to_num(col, nan=-1 if c == "face_id" else 0).astype(dt)
+            arrays.append(pa.array(col))
+        lm = self._lm[:n]
+        arrays += [pa.array(lm[:, j]) for j in range(lm.shape[1])]
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
+        self._n = 0
+
+    def close(self, *, complete: bool) -> Path:
+        """Flush and close. ``complete=True`` renames to the final path; otherwise the ``.partial`` file stays.
+
+        Returns the path of the file on disk. Safe to call twice.
+        """
+        if self._closed:
+            return self.path if complete else self.partial
+        self._closed = True
+        self._flush()
+        if self._writer is None:
+            self._open()  # an empty run still writes a valid file with the header/schema
+        self._writer.close()
+        if complete:
+            os.replace(self.partial, self.path)
+            return self.path
+        return self.partial
+
+
+__all__ = ["TableWriter", "TableLayout", "BASE", "POSE"]

@@ -1,0 +1,54 @@
+"""Frame sources and ``open_source`` dispatch (spec string or camera index -> Source)."""
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from rtface.errors import SourceError
+from rtface.sources.base import IMAGE_EXTENSIONS, Source
+from rtface.sources.camera import CameraSource
+from rtface.sources.images import ImageSequenceSource
+from rtface.sources.stream import STREAM_SCHEMES, StreamSource
+from rtface.sources.video import VideoFileSource
+
+__all__ = ["Source", "CameraSource", "ImageSequenceSource", "StreamSource", "VideoFileSource", "open_source"]
+
+
+def open_source(spec: str | int | Path, *, realtime: bool = False, loop: bool = False,
+                fps: float | None = None) -> Source:
+    """Build (not open) the Source for ``spec``.
+
+    - int or digit string -> CameraSource (``fps`` = requested rate); a character device path -> CameraSource
+    - ``scheme://...`` -> StreamSource for rtsp/rtsps/http/https/udp/tcp (other schemes: SourceError)
+    - existing directory, or a pattern containing ``*?[`` -> ImageSequenceSource (``fps`` default 30)
+    - existing image file (.jpg/.jpeg/.png/.bmp) -> 1-frame ImageSequenceSource; other existing file ->
+      VideoFileSource (``fps`` only replaces a missing/invalid container rate)
+    - anything else -> SourceError("... no such file: <path>")
+    """
+    if isinstance(spec, bool):
+        raise SourceError(f"source: invalid spec {spec!r}")
+    if isinstance(spec, int):
+        return CameraSource(spec, fps=fps)
+    text = str(spec).strip()
+    if not text:
+        raise SourceError("source: empty source spec")
+    if text.isdigit():
+        return CameraSource(int(text), fps=fps)
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme in STREAM_SCHEMES:
+            return StreamSource(text)
+        raise SourceError(f"source: unsupported URL scheme {scheme!r} in {text!r} "
+                          f"(expected one of {', '.join(STREAM_SCHEMES)})")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return ImageSequenceSource(path, fps=fps, realtime=realtime, loop=loop)
+    if path.exists():
+        if stat.S_ISCHR(path.stat().st_mode):
+            return CameraSource(str(path), fps=fps)
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            return ImageSequenceSource(path, fps=fps, realtime=realtime, loop=loop)
+        return VideoFileSource(path, realtime=realtime, loop=loop, fps=fps)
+    if any(c in text for c in "*?["):
+        return ImageSequenceSource(text, fps=fps, realtime=realtime, loop=loop)
+    raise SourceError(f"source: no such file: {path}")

@@ -1,0 +1,39 @@
+"""Face id tracker: pure logic."""
+import numpy as np
+
+from rtface.landmarking.tracker import FaceTracker, iou_matrix
+
+
+def test_iou_matrix_basic():
+    a = np.array([[0, 0, 10, 10]], float)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float)
+    np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 50 / 150, 0.0]])
+    assert iou_matrix(a, np.zeros((0, 4))).shape == (1, 0)
+
+
+def test_ids_stable_while_faces_move_and_swap_order():
+    tr = FaceTracker()
+    ids, _ = tr.update(np.array([[0, 0, 10, 10], [50, 0, 60, 10]], float), np.array([0.9, 0.8]))
+    assert ids == [0, 1]
+    ids, sc = tr.update(np.array([[52, 1, 62, 11], [1, 1, 11, 11]], float), np.array([np.nan, np.nan]))
+    assert ids == [1, 0]
+    assert sc == [0.8, 0.9]  # scores inherited from the tracks
+
+
+def test_face_lost_gets_new_id_after_max_missing():
+    tr = FaceTracker(max_missing=2)
+    assert tr.update(np.array([[0, 0, 10, 10]], float), np.array([0.9]))[0] == [0]
+    for _ in range(2):
+        assert tr.update(np.zeros((0, 4)), np.zeros(0))[0] == []
+    assert tr.update(np.array([[0, 0, 10, 10]], float), np.array([0.9]))[0] == [0]  # back within the window
+    for _ in range(3):
+        tr.update(np.zeros((0, 4)), np.zeros(0))
+    assert tr.update(np.array([[0, 0, 10, 10]], float), np.array([0.9]))[0] == [1]
+
+
+def test_new_face_pending_and_set_scores():
+    tr = FaceTracker()
+    ids, sc = tr.update(np.array([[0, 0, 10, 10]], float), np.array([np.nan]))
+    assert tr.new_face_pending
+    tr.set_scores(ids, [0.7])
+    assert not tr.new_face_pending
