@@ -1,0 +1,295 @@
+"""Canonical model, metric back-projection, pose convention, neutral estimator and the canonical stage's logic.
+
+Synthetic faces here are the real canonical model projected through a pinhole with a known pose (pure geometry);
+real MediaPipe on real photos is in tests/integration/test_canonical_real.py.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rtface.errors import ConfigError, DataError, StageError
+from rtface.geometry.camera import CANONICAL_TO_CAMERA_AXES, Intrinsics, metric_landmarks
+from rtface.geometry.canonical_model import load_canonical_model
+from rtface.geometry.neutral import NeutralEstimator, canonicalize, load_neutral, save_neutral
+from rtface.geometry.pose import PoseSolver, euler_xyz_from_matrix, matrix_from_euler_xyz
+from rtface.graph.stage import stage_class
+from rtface.records import Face, FrameMeta, FrameResult
+from rtface.stages.canonical import CanonicalParams, CanonicalStage
+
+MODEL = load_canonical_model()
+INTR = Intrinsics.from_config(640, 480)
+
+
+def synth_landmarks(pitch: float, yaw: float, roll: float, t_cm, verts: np.ndarray | None = None,
+                    intr: Intrinsics = INTR) -> tuple[np.ndarray, np.ndarray]:
+    """Project canonical vertices posed by (pitch, yaw, roll) deg and t (cm) -> MediaPipe-like landmarks_px."""
+    v = MODEL.vertices_cm if verts is None else verts
+    rot = matrix_from_euler_xyz(*np.radians([pitch, yaw, roll])) @ CANONICAL_TO_CAMERA_AXES
+    cam = v @ rot.T + np.asarray(t_cm, dtype=float)
+    zc = cam[:, 2].mean()
+    lm = np.stack([intr.fx * cam[:, 0] / cam[:, 2] + intr.cx, intr.fy * cam[:, 1] / cam[:, 2] + intr.cy,
+                   (cam[:, 2] - zc) * intr.fx / zc], axis=1)
+    return lm.astype(np.float32), cam
+
+
+# ---- canonical model ----------------------------------------------------------------------------------------------
+def test_canonical_model_fields() -> None:
+    m = MODEL
+    assert m.vertices_cm.shape == (478, 3) and m.vertices_cm.dtype == np.float64
+    assert m.procrustes_ids.size == 33 and m.procrustes_weights.size == 33
+    assert m.weights_478.shape == (478,)
+    assert np.count_nonzero(m.weights_478) == 33
+    assert m.weights_478[4] == pytest.approx(0.070909939706326)
+    assert load_canonical_model() is m  # cached
+    assert m.vertices_cm[33, 0] < 0 < m.vertices_cm[263, 0]  # x points to the subject's left
+    assert m.vertices_cm[10, 1] > m.vertices_cm[152, 1]  # y up: forehead above chin
+    assert m.vertices_cm[4, 2] > m.vertices_cm[234, 2]  # z towards the viewer: nose tip in front of the cheek edge
+
+
+def test_mirror_index() -> None:
+    mi = MODEL.mirror_index
+    np.testing.assert_array_equal(mi[mi], np.arange(478))  # an involution
+    for a, b in [(33, 263), (61, 291), (133, 362), (468, 473), (234, 454)]:
+        assert mi[a] == b and mi[b] == a
+    for mid in (1, 4, 10, 152, 13, 14):
+        assert mi[mid] == mid
+    np.testing.assert_allclose(MODEL.vertices_cm[mi] * [-1, 1, 1], MODEL.vertices_cm, atol=1e-5)
+
+
+# ---- camera -------------------------------------------------------------------------------------------------------
+def test_intrinsics_from_fov_and_overrides() -> None:
+    intr = Intrinsics.from_config(640, 480, vertical_fov_deg=90.0)
+    assert intr.fy == pytest.approx(240.0) and intr.fx == pytest.approx(240.0)
+    assert (intr.cx, intr.cy) == (320.0, 240.0)
+    intr = Intrinsics.from_config(640, 480, fx=500.0, cy=100.0)
+    assert (intr.fx, intr.fy, intr.cx, intr.cy) == (500.0, 500.0, 320.0, 100.0)
+    with pytest.raises(ConfigError):
+        Intrinsics.from_config(0, 480)
+    with pytest.raises(ConfigError):
+        Intrinsics.from_config(640, 480, vertical_fov_deg=0.0)
+
+
+def test_metric_landmarks_bad_input() -> None:
+    with pytest.raises(DataError):
+        metric_landmarks(np.zeros((468, 3)), INTR)
+    lm, _ = synth_landmarks(0, 0, 0, [0, 0, 40])
+    lm[5, 0] = np.nan
+    with pytest.raises(DataError):
+        metric_landmarks(lm, INTR)
+
+
+@pytest.mark.parametrize("angles", [(0, 0, 0), (10, -20, 5), (-15, 30, -10), (5, 45, 20)])
+@pytest.mark.parametrize("t", [(0, 0, 40), (8, -5, 60), (0, 0, 25)])
+def test_pose_recovered_from_synthetic_projection(angles, t) -> None:
+    lm, cam = synth_landmarks(*angles, t)
+    metric = metric_landmarks(lm, INTR)
+    assert np.abs(metric - cam).max() < 0.25  # cm; the MediaPipe-like z is an approximation of true depth
+    fit = PoseSolver().fit(metric)
+    p = fit.pose
+    assert (p.pitch_deg, p.yaw_deg, p.roll_deg) == pytest.approx(angles, abs=0.5)
+    centre = cam.mean(axis=0)  # face centre = centroid of the 478 canonical vertices
+    assert (p.tx_cm, p.ty_cm, p.tz_cm) == pytest.approx(tuple(centre), abs=0.5)
+    assert p.scale == pytest.approx(1.0, abs=0.01)
+    np.testing.assert_allclose(fit.posefree_cm, MODEL.vertices_cm, atol=0.25)
+
+
+def test_angle_sign_meaning() -> None:
+    """Documented convention: +yaw nose to image left, +pitch nose down, +roll subject's left eye lower."""
+    lm, _ = synth_landmarks(0, 20, 0, [0, 0, 40])
+    assert lm[4, 0] < INTR.cx
+    lm, _ = synth_landmarks(20, 0, 0, [0, 0, 40])
+    assert lm[4, 1] > INTR.cy + 20
+    lm, _ = synth_landmarks(0, 0, 20, [0, 0, 40])
+    assert lm[263, 1] > lm[33, 1] + 10
+
+
+def test_euler_round_trip() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        ang = rng.uniform(-1.2, 1.2, size=3)
+        back = euler_xyz_from_matrix(matrix_from_euler_xyz(*ang))
+        np.testing.assert_allclose(back, ang, atol=1e-10)
+
+
+def test_expression_survives_in_posefree() -> None:
+    """A mouth-only deformation stays in the pose-free landmarks (rigid points fixed, rest unchanged)."""
+    verts = MODEL.vertices_cm.copy()
+    verts[[61, 291], 1] += 0.8  # mouth corners up 8 mm
+    lm, _ = synth_landmarks(5, -15, 3, [2, 1, 45], verts=verts)
+    pf = PoseSolver().fit(metric_landmarks(lm, INTR)).posefree_cm
+    d = pf - MODEL.vertices_cm
+    assert d[61, 1] == pytest.approx(0.8, abs=0.15) and d[291, 1] == pytest.approx(0.8, abs=0.15)
+    others = np.setdiff1d(np.arange(478), [61, 291])
+    assert np.abs(d[others]).max() < 0.25
+
+
+# ---- neutral ------------------------------------------------------------------------------------------------------
+def _frames(rng: np.random.Generator, n: int, expr_every: int, noise: float = 0.02) -> list[np.ndarray]:
+    out = []
+    for i in range(n):
+        f = MODEL.vertices_cm + rng.normal(scale=noise, size=(478, 3))
+        if expr_every and i % expr_every == expr_every - 1:
+            f[:300] += 0.5  # a big "expression"
+        out.append(f)
+    return out
+
+
+def test_neutral_online_robust_and_ready_rule() -> None:
+    rng = np.random.default_rng(0)
+    est = NeutralEstimator(warmup_frames=20, buffer_size=60, update_every=5, keep_fraction=0.25, max_spread_cm=0.1)
+    frames = _frames(rng, 60, expr_every=3)  # one frame in three is expressive
+    ready_at = None
+    for i, f in enumerate(frames):
+        est.update(f)
+        if est.ready and ready_at is None:
+            ready_at = i
+    assert ready_at is not None and ready_at >= 19  # not before warmup_frames buffered
+    assert np.abs(est.neutral - MODEL.vertices_cm).max() < 0.1  # expressions rejected
+    assert est.spread_cm <= 0.1
+
+
+def test_neutral_not_ready_when_spread_high() -> None:
+    rng = np.random.default_rng(1)
+    est = NeutralEstimator(warmup_frames=10, update_every=5, max_spread_cm=0.1)
+    for f in _frames(rng, 40, expr_every=0, noise=0.5):
+        est.update(f)
+    assert not est.ready and est.spread_cm > 0.1
+
+
+def test_calibrate_set_and_lock(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    est = NeutralEstimator(recent_size=5)
+    with pytest.raises(DataError):
+        est.calibrate_now()
+    for f in _frames(rng, 8, expr_every=0):
+        est.update(f)
+    n = est.calibrate_now()
+    assert est.ready and est.locked and est.n_frames == 5
+    est.update(MODEL.vertices_cm + 3.0)  # locked: online updates do not move it
+    np.testing.assert_array_equal(est.neutral, n)
+    target = MODEL.vertices_cm + 0.3
+    est.set_neutral(target)
+    np.testing.assert_allclose(est.canonicalize(target + 0.1), MODEL.vertices_cm + 0.1)
+    with pytest.raises(DataError):
+        est.set_neutral(np.zeros((10, 3)))
+    est.reset()
+    assert est.neutral is None and not est.ready
+    np.testing.assert_allclose(est.canonicalize(target), MODEL.vertices_cm)
+
+
+def test_neutral_save_load(tmp_path) -> None:
+    est = NeutralEstimator()
+    with pytest.raises(DataError):
+        est.save(tmp_path / "x.npz")
+    neutral = MODEL.vertices_cm + 0.25
+    est.set_neutral(neutral, n_frames=12)
+    path = est.save(tmp_path / "p01", person="P01")
+    assert path.suffix == ".npz"
+    est2 = NeutralEstimator()
+    meta = est2.load(path)
+    assert meta["format_version"] == 1 and meta["n_frames"] == 12 and meta["person"] == "P01"
+    assert meta["created"]
+    np.testing.assert_allclose(est2.neutral, neutral)
+    assert est2.ready
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, neutral_cm=np.zeros((478, 3)), format_version=np.array(99))
+    with pytest.raises(DataError, match="format_version"):
+        load_neutral(bad)
+    with pytest.raises(DataError):
+        load_neutral(tmp_path / "missing.npz")
+    save_neutral(tmp_path / "ok.npz", neutral, 3)
+    np.testing.assert_allclose(canonicalize(neutral, load_neutral(tmp_path / "ok.npz")[0]), MODEL.vertices_cm)
+
+
+# ---- stage logic --------------------------------------------------------------------------------------------------
+def _result(index: int, faces: list[tuple[int, np.ndarray]]) -> FrameResult:
+    res = FrameResult(FrameMeta(index, 0, 0, 640, 480))
+    for fid, lm in faces:
+        res.faces.append(Face(fid, 1.0, np.zeros(4, np.float32), lm))
+    return res
+
+
+def test_stage_registered_and_config_errors() -> None:
+    assert stage_class("canonical") is CanonicalStage
+    assert CanonicalStage.inputs == ("landmarks",) and CanonicalStage.outputs == ("pose", "canonical")
+    with pytest.raises(ConfigError, match="neutral_mode"):
+        CanonicalStage("c", CanonicalParams(neutral_mode="bogus"))
+    with pytest.raises(ConfigError, match="neutral_file"):
+        CanonicalStage("c", CanonicalParams(neutral_mode="file"))
+    with pytest.raises(ConfigError, match="warmup_frames"):
+        CanonicalStage("c", CanonicalParams(warmup_frames=0))
+
+
+def test_stage_online_two_faces_and_forget() -> None:
+    st = CanonicalStage("canonical", CanonicalParams(warmup_frames=5, neutral_update_every=2,
+                                                     forget_after_frames=3))
+    st.open()
+    lm_a, _ = synth_landmarks(0, 10, 0, [-8, 0, 50])
+    lm_b, _ = synth_landmarks(0, -10, 0, [8, 0, 50])
+    for i in range(8):
+        res = _result(i, [(1, lm_a), (2, lm_b)])
+        st.process(np.zeros((480, 640, 3), np.uint8), res)
+    fa, fb = res.faces
+    assert fa.pose.yaw_deg == pytest.approx(10, abs=0.5) and fb.pose.yaw_deg == pytest.approx(-10, abs=0.5)
+    for f in (fa, fb):
+        assert f.metric_cm.dtype == np.float32 and f.metric_cm.shape == (478, 3)
+        assert f.posefree_cm.shape == (478, 3) and f.canonical_cm.shape == (478, 3)
+        assert f.neutral_ready
+        np.testing.assert_allclose(f.canonical_cm, MODEL.vertices_cm, atol=1e-3)  # no expression
+    for i in range(8, 13):  # face 2 leaves; its estimator is dropped after forget_after_frames
+        st.process(np.zeros((480, 640, 3), np.uint8), _result(i, [(1, lm_a)]))
+    assert st.neutral_estimator(1) is not None and st.neutral_estimator(2) is None
+    st.close()
+    st.close()
+
+
+def test_stage_modes_none_and_file(tmp_path) -> None:
+    lm, _ = synth_landmarks(0, 0, 0, [0, 0, 40])
+    st = CanonicalStage("c", CanonicalParams(neutral_mode="none"))
+    st.open()
+    res = _result(0, [(0, lm)])
+    st.process(None, res)
+    np.testing.assert_array_equal(res.faces[0].canonical_cm, res.faces[0].posefree_cm)
+    assert not res.faces[0].neutral_ready
+    with pytest.raises(StageError):
+        st.calibrate_neutral()
+    path = save_neutral(tmp_path / "n.npz", MODEL.vertices_cm - 0.5, 1)
+    st = CanonicalStage("c", CanonicalParams(neutral_mode="file", neutral_file=str(path)))
+    st.open()
+    res = _result(0, [(0, lm)])
+    st.process(None, res)
+    assert res.faces[0].neutral_ready
+    np.testing.assert_allclose(res.faces[0].canonical_cm, MODEL.vertices_cm + 0.5, atol=0.1)
+
+
+def test_stage_calibrate_save_load(tmp_path) -> None:
+    st = CanonicalStage("c", CanonicalParams(calibrate_frames=3, warmup_frames=100))
+    st.open()
+    neutral_lm, _ = synth_landmarks(0, 0, 0, [0, 0, 40])
+    verts = MODEL.vertices_cm.copy()
+    verts[[61, 291], 1] += 0.8
+    smile_lm, _ = synth_landmarks(0, 0, 0, [0, 0, 40], verts=verts)
+    st.calibrate_neutral(7)  # deferred: face 7 not seen yet -> next 3 frames
+    for i in range(3):
+        st.process(None, _result(i, [(7, neutral_lm)]))
+    assert st.neutral_estimator(7).locked
+    res = _result(3, [(7, smile_lm)])
+    st.process(None, res)
+    assert res.faces[0].neutral_ready
+    assert res.faces[0].canonical_cm[61, 1] - MODEL.vertices_cm[61, 1] == pytest.approx(0.8, abs=0.15)
+    for i in range(4, 7):  # immediate calibration from the last 3 frames (all smiles) for every face
+        st.process(None, _result(i, [(7, smile_lm)]))
+    assert st.calibrate_neutral(None) == [7]
+    res = _result(7, [(7, smile_lm)])
+    st.process(None, res)
+    assert np.abs(res.faces[0].canonical_cm - MODEL.vertices_cm).max() < 1e-3
+    path = st.save_neutral(7, tmp_path / "face7.npz")
+    assert load_neutral(path)[1]["face_id"] == "7"
+    st.load_neutral(9, path)
+    assert st.neutral_estimator(9).ready
+    with pytest.raises(StageError):
+        st.save_neutral(42, tmp_path / "none.npz")
+    assert math.isfinite(res.faces[0].pose.tz_cm)
