@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # a real command line (not a test calling main): keep MediaPipe's C++ log lines out
+        from rtface.landmarking.quiet import filter_native_logs
+
+        filter_native_logs()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
