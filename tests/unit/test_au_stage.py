@@ -1,0 +1,245 @@
+"""AU solver and AU stage on a synthetic basis built on the real canonical model (pure logic, hand-built records),
+plus one check against the shipped AU basis when it exists."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtface.au.session import CompositeSpec
+from rtface.au.solve import FACE_OVAL_IDS, IRIS_IDS, AUSolver, landmark_weights
+from rtface.errors import ConfigError, DataError, StageError
+from rtface.geometry.canonical_model import load_canonical_model
+from rtface.graph.stage import stage_class
+from rtface.records import Face, FrameMeta, FrameResult
+from rtface.stages.aus import AUParams, AUStage
+
+NAMES = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12", "AU14", "AU15", "AU16",
+         "AU17", "AU20", "AU23", "AU25", "AU26", "AU43")
+SHIPPED = Path(__file__).resolve().parents[2] / "rtface" / "data" / "au_basis" / "au_basis.npz"
+
+
+@dataclass
+class SynthBasis:
+    """Stand-in with the fields of rtface.au.basis.AUBasis that the solver uses."""
+
+    names: tuple[str, ...]
+    basis: np.ndarray  # (K, 478, 3) cm per unit activation
+    matrix: np.ndarray  # (1434, K)
+    unit_to_facs: np.ndarray  # (K,)
+    meta: dict = field(default_factory=dict)
+
+
+def synth_basis(seed: int = 0, names: tuple[str, ...] = NAMES) -> SynthBasis:
+    """Smooth bilateral displacement fields: Gaussian bumps (sigma 1.2 cm) around a landmark and its mirror."""
+    model = load_canonical_model()
+    v = model.vertices_cm
+    rng = np.random.default_rng(seed)
+    k = len(names)
+    fields = np.zeros((k, 478, 3))
+    for j in range(k):
+        c = int(rng.integers(0, 468))
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        for centre, sgn in ((c, 1.0), (int(model.mirror_index[c]), -1.0)):
+            w = np.exp(-np.sum((v - v[centre]) ** 2, axis=1) / (2 * 1.2**2))
+            fields[j] += 0.5 * w[:, None] * (direction * np.array([sgn, 1.0, 1.0]))[None, :]
+    u2f = rng.uniform(2.0, 6.0, k)
+    return SynthBasis(tuple(names), fields.astype(np.float32), fields.reshape(k, -1).T.astype(np.float64), u2f)
+
+
+def _canonical(basis: SynthBasis, facs: np.ndarray, noise_cm: float = 0.0, seed: int = 0) -> np.ndarray:
+    act = facs / basis.unit_to_facs
+    disp = (basis.matrix @ act).reshape(478, 3)
+    rng = np.random.default_rng(seed)
+    return (load_canonical_model().vertices_cm + disp + noise_cm * rng.normal(size=(478, 3))).astype(np.float32)
+
+
+def _sparse_facs(rng: np.random.Generator, k: int) -> np.ndarray:
+    return np.where(rng.random(k) < 0.35, rng.uniform(0.5, 4.5, k), 0.0)
+
+
+# ------------------------------------------------------------------------------------------------------ solver
+def test_solver_recovers_known_intensities() -> None:
+    basis = synth_basis()
+    solver = AUSolver(basis, ridge=1e-5, landmark_weights=landmark_weights(1.0, 1.0))
+    tmpl = load_canonical_model().vertices_cm
+    rng = np.random.default_rng(1)
+    for t in range(20):
+        facs = _sparse_facs(rng, len(NAMES))
+        out = solver.solve(_canonical(basis, facs, 0.002, seed=t), tmpl)
+        assert out.dtype == np.float32 and out.shape == (len(NAMES),)
+        assert np.all((out >= 0) & (out <= 5))
+        np.testing.assert_allclose(out, facs, atol=0.25)
+    # warm start from the previous activations gives the same answer
+    c = _canonical(basis, facs)
+    cold = solver.solve_activations(c, tmpl)
+    warm = solver.solve_activations(c, tmpl, prev=cold * 1.1)
+    np.testing.assert_allclose(warm, cold, atol=1e-7)
+    np.testing.assert_array_equal(solver.solve(tmpl, tmpl), np.zeros(len(NAMES), np.float32))
+
+
+def test_solver_upper_bound_and_clip() -> None:
+    basis = synth_basis()
+    tmpl = load_canonical_model().vertices_cm
+    facs = np.zeros(len(NAMES))
+    facs[3] = 8.0  # beyond the FACS scale
+    bounded = AUSolver(basis, ridge=1e-6, upper=5.0).solve_activations(_canonical(basis, facs), tmpl)
+    assert bounded[3] * basis.unit_to_facs[3] == pytest.approx(5.0)
+    free = AUSolver(basis, ridge=1e-6, upper=None)
+    act = free.solve_activations(_canonical(basis, facs), tmpl)
+    assert act[3] * basis.unit_to_facs[3] == pytest.approx(8.0, rel=1e-3)
+    assert free.to_facs(act)[3] == 5.0  # output clipped to the FACS range
+
+
+def test_contour_weights_ignore_silhouette_noise() -> None:
+    basis = synth_basis()
+    tmpl = load_canonical_model().vertices_cm
+    facs = np.zeros(len(NAMES))
+    facs[[2, 8]] = [2.0, 3.0]
+    clean = _canonical(basis, facs).astype(np.float64)
+    dirty = clean.copy()
+    dirty[list(FACE_OVAL_IDS)] += np.random.default_rng(2).normal(0, 0.4, (len(FACE_OVAL_IDS), 3))
+    dirty[list(IRIS_IDS)] += 0.5
+    s0 = AUSolver(basis, ridge=1e-6, landmark_weights=landmark_weights(0.0, 0.0))
+    np.testing.assert_allclose(s0.solve(dirty, tmpl), s0.solve(clean, tmpl), atol=1e-4)
+    s1 = AUSolver(basis, ridge=1e-6, landmark_weights=landmark_weights(1.0, 1.0))
+    assert np.abs(s1.solve(dirty, tmpl) - s1.solve(clean, tmpl)).max() > 1e-3
+    w = landmark_weights(0.25, 0.0)
+    assert w.shape == (478,) and w[152] == 0.25 and w[468] == 0.0 and w[1] == 1.0
+
+
+def test_face_oval_ids_match_mediapipe() -> None:
+    fmc = pytest.importorskip("mediapipe.python.solutions.face_mesh_connections")
+    assert sorted(FACE_OVAL_IDS) == sorted({i for e in fmc.FACEMESH_FACE_OVAL for i in e})
+    assert {i for e in fmc.FACEMESH_IRISES for i in e} <= set(IRIS_IDS)
+
+
+def test_solver_rejects_bad_inputs() -> None:
+    basis = synth_basis()
+    with pytest.raises(DataError):
+        AUSolver(SynthBasis(basis.names, basis.basis, basis.matrix[:-3], basis.unit_to_facs))
+    with pytest.raises(DataError):
+        AUSolver(SynthBasis(basis.names, basis.basis, basis.matrix, -basis.unit_to_facs))
+    with pytest.raises(ConfigError):
+        AUSolver(basis, ridge=-1.0)
+    with pytest.raises(ConfigError):
+        landmark_weights(-0.5)
+    with pytest.raises(DataError):
+        AUSolver(basis).solve(np.zeros((468, 3)), np.zeros((468, 3)))
+
+
+# ------------------------------------------------------------------------------------------------------- stage
+def _frame(index: int, faces: list[Face]) -> FrameResult:
+    return FrameResult(FrameMeta(index, 0, index * 33_333_333, 640, 480, "test"), faces)
+
+
+def _face(fid: int, canonical: np.ndarray | None, ready: bool = True) -> Face:
+    return Face(fid, 0.9, np.zeros(4, np.float32), np.zeros((478, 3), np.float32), canonical_cm=canonical,
+                neutral_ready=ready)
+
+
+def test_stage_fills_faces_and_session() -> None:
+    assert stage_class("aus") is AUStage
+    basis = synth_basis()
+    stage = AUStage("aus", AUParams(ridge=1e-5, n_on=2, n_off=2), basis=basis)
+    with pytest.raises(StageError):
+        stage.process(np.zeros((4, 4, 3), np.uint8), _frame(0, []))
+    stage.open()
+    assert stage.names == NAMES
+    k = len(NAMES)
+    i12, i4 = NAMES.index("AU12"), NAMES.index("AU04")
+    smile = np.zeros(k)
+    smile[[NAMES.index("AU06"), i12]] = [2.0, 3.5]
+    frown = np.zeros(k)
+    frown[i4] = 2.5
+    spec = CompositeSpec(NAMES)
+    for t in range(6):
+        faces = [_face(1, _canonical(basis, smile * (t >= 2))), _face(2, _canonical(basis, frown)), _face(3, None)]
+        res = _frame(t, faces)
+        stage.process(np.zeros((4, 4, 3), np.uint8), res)
+        f1, f2, f3 = res.faces
+        assert f3.au_intensity is None and "pspi" not in f3.extras
+        assert f1.au_intensity.dtype == np.float32 and f1.au_intensity.shape == (k,)
+        assert f1.au_presence.dtype == bool and f1.au_presence.shape == (k,)
+        np.testing.assert_allclose(f2.au_intensity, frown, atol=0.05)
+        np.testing.assert_allclose(f1.au_intensity, smile * (t >= 2), atol=0.05)
+        assert f1.au_presence[i12] == (t >= 3)  # on after 2 consecutive frames >= 1.0
+        assert f2.au_presence[i4] == (t >= 1)
+        assert f1.extras["pspi"] == pytest.approx(spec.pspi(f1.au_intensity, f1.au_presence))
+    s = stage.summary()
+    assert s["names"] == list(NAMES)
+    d1, d2 = s["faces"][1], s["faces"][2]
+    assert d1["n_frames"] == 6 and 3 not in s["faces"]
+    assert d1["fac_AU12int_mean"] == pytest.approx(3.5 * 4 / 6, abs=0.05)
+    assert d1["fac_AU12pres_pct"] == pytest.approx(3 / 6)
+    assert d2["fac_AU04pres_pct"] == pytest.approx(5 / 6)
+    assert d1["fac_hapinthard_mean"] > 0 and d2["fac_hapinthard_mean"] == 0
+    assert d2["fac_pspi_mean"] == pytest.approx(2.5, abs=0.05)
+    stage.close()
+    stage.close()
+
+
+def test_stage_neutral_gate_nonfinite_and_config() -> None:
+    basis = synth_basis()
+    k = len(NAMES)
+    facs = np.zeros(k)
+    facs[0] = 2.0
+    gated = AUStage("aus", AUParams(min_neutral_ready=True), basis=basis)
+    gated.open()
+    res = _frame(0, [_face(1, _canonical(basis, facs), ready=False), _face(2, _canonical(basis, facs), ready=True)])
+    gated.process(np.zeros((4, 4, 3), np.uint8), res)
+    assert res.faces[0].au_intensity is None and res.faces[1].au_intensity is not None
+    assert gated.skipped_not_ready == 1 and set(gated.summary()["faces"]) == {2}
+
+    default = AUStage("aus", AUParams(), basis=basis)
+    default.open()
+    bad = _canonical(basis, facs)
+    bad[5, 1] = np.nan
+    res = _frame(0, [_face(1, _canonical(basis, facs), ready=False), _face(2, bad)])
+    default.process(np.zeros((4, 4, 3), np.uint8), res)
+    assert res.faces[0].au_intensity is not None  # published before the neutral is ready (default)
+    assert res.faces[1].au_intensity is None and default.skipped_nonfinite == 1
+    with pytest.raises(StageError):
+        default.process(np.zeros((4, 4, 3), np.uint8), _frame(1, [_face(3, np.zeros((10, 3), np.float32))]))
+    for bad_params in (AUParams(ridge=-1), AUParams(presence_on=0.5, presence_off=1.0), AUParams(n_on=0),
+                       AUParams(upper_bound=0.0), AUParams(weight_contour=float("nan"))):
+        with pytest.raises(ConfigError):
+            AUStage("aus", bad_params, basis=basis)
+
+
+def test_stage_forgets_stale_faces() -> None:
+    basis = synth_basis()
+    stage = AUStage("aus", AUParams(), basis=basis)
+    stage.open()
+    img = np.zeros((4, 4, 3), np.uint8)
+    stage.process(img, _frame(0, [_face(1, _canonical(basis, np.zeros(len(NAMES))))]))
+    assert 1 in stage._prev
+    stage.process(img, _frame(1000, []))
+    assert 1 not in stage._prev and stage.summary()["faces"][1]["n_frames"] == 1  # session results are kept
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason=f"shipped AU basis not built yet: {SHIPPED} is absent")
+def test_shipped_basis_recovers_synthetic_expressions() -> None:
+    from rtface.au.basis import load_au_basis
+
+    basis = load_au_basis()
+    k = len(basis.names)
+    assert basis.matrix.shape == (1434, k) and all(n.startswith("AU") for n in basis.names)
+    solver = AUSolver(basis, ridge=1e-4, landmark_weights=landmark_weights(1.0, 1.0))
+    tmpl = load_canonical_model().vertices_cm
+    rng = np.random.default_rng(0)
+    errs = []
+    for _ in range(10):
+        facs = np.zeros(k)
+        pick = rng.choice(k, size=min(3, k), replace=False)
+        facs[pick] = rng.uniform(1.0, 4.0, pick.size)
+        disp = (basis.matrix @ (facs / basis.unit_to_facs)).reshape(478, 3)
+        errs.append(np.abs(solver.solve(tmpl + disp, tmpl) - facs).max())
+    msg = f"median max-abs FACS error {np.median(errs):.3f} (cond {solver.condition_number:.3g})"
+    assert np.median(errs) < 0.5, msg
+    stage = AUStage("aus", AUParams())  # loads the shipped basis itself
+    stage.open()
+    assert stage.names == tuple(basis.names)
