@@ -61,6 +61,8 @@ class PublishConfig:
     endpoint: str = "tcp://127.0.0.1:5555"  # loopback by default: patient data stays on this machine
     sndhwm: int = 100  # messages queued per subscriber before ZeroMQ drops (PUB never blocks)
     include_landmarks: bool = True
+    wait_subscribers: int = 0  # before the first frame, wait until this many subscriptions arrived (file mode)
+    wait_timeout_s: float = 10.0  # ... for at most this long, then start anyway
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,11 @@ class Engine:
             from rtface.transport.publisher import Publisher
 
             self.publisher = Publisher(cfg.publish.endpoint, sndhwm=cfg.publish.sndhwm)
+            if cfg.publish.wait_subscribers > 0:
+                ok = self.publisher.wait_for_subscribers(cfg.publish.wait_subscribers, cfg.publish.wait_timeout_s)
+                if not ok:
+                    log.warning("no subscriber after %.1f s on %s; starting anyway", cfg.publish.wait_timeout_s,
+                                self.publisher.endpoint)
         if cfg.output.path:
             from rtface.output.table_writer import TableWriter
 

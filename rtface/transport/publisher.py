@@ -44,8 +44,10 @@ class Publisher:
         if sndhwm < 0:
             raise TransportError(f"publisher sndhwm must be >= 0, got {sndhwm}")
         self._ctx = context or zmq.Context.instance()
-        self._sock: zmq.Socket | None = self._ctx.socket(zmq.PUB)
+        # XPUB sends exactly like PUB but also lets us see subscriptions arrive (wait_for_subscribers)
+        self._sock: zmq.Socket | None = self._ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self._sock.setsockopt(zmq.SNDHWM, int(sndhwm))
         try:
             self._sock.bind(endpoint)
@@ -62,6 +64,7 @@ class Publisher:
         self.sent = 0
         self.bytes_sent = 0
         self.send_errors = 0
+        self.subscriptions = 0  # subscription notices seen (XPUB), for wait_for_subscribers
         self._seq: dict[str, int] = {}
         self._owner: int | None = None
 
@@ -91,6 +94,34 @@ class Publisher:
             return False
         self.sent += 1
         self.bytes_sent += len(data)
+        return True
+
+    def poll_subscriptions(self) -> int:
+        """Read pending (un)subscription notices without blocking; returns the current subscription count."""
+        sock = self._sock
+        if sock is None:
+            return self.subscriptions
+        while True:
+            try:
+                msg = sock.recv(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return self.subscriptions
+            if msg[:1] == b"\x01":
+                self.subscriptions += 1
+            elif msg[:1] == b"\x00":
+                self.subscriptions = max(0, self.subscriptions - 1)
+
+    def wait_for_subscribers(self, n: int = 1, timeout_s: float = 5.0) -> bool:
+        """Block until at least ``n`` topic subscriptions have arrived (or timeout). True if they did.
+
+        Used in file mode so a recorder that connected before the run starts receives every frame.
+        """
+        deadline = time.monotonic() + timeout_s
+        while self.poll_subscriptions() < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._sock is None:
+                return False
+            self._sock.poll(int(min(left, 0.05) * 1000), zmq.POLLIN)
         return True
 
     def close(self) -> None:
