@@ -1,0 +1,257 @@
+"""Live gaze receivers feeding a thread-safe bounded ``GazeQueue``.
+
+Threads: each receiver owns one background thread (started by ``start``, joined by ``stop``) that owns its ZeroMQ
+sockets; the processing thread only calls ``GazeQueue.drain``. When the queue is full the OLDEST sample is dropped
+and counted (``dropped``), so a stalled consumer never blocks the network thread.
+
+- ``PupilRemoteReceiver``: Pupil Capture / Pupil Core network API. REQ to Pupil Remote ("SUB_PORT" -> port of the
+  IPC backbone), SUB to topics starting with "gaze."; payload = msgpack dict with ``norm_pos`` (origin bottom-left),
+  ``timestamp`` (Pupil time, s) and ``confidence``. Pixels: x = nx * w, y = (1 - ny) * h. t_ns = Pupil time in ns;
+  with ``sync_clock`` the receiver asks Pupil Remote "t" once and stores ``clock_offset_ns`` (Pupil -> UTC ns).
+- ``PixelGazeReceiver``: plain topic "rtface.v1.gaze_in", payload msgpack {"x_px", "y_px", "t_ns"[, "confidence"]}.
+- ``LSLGazeReceiver`` / ``NeonRealtimeReceiver``: optional packages (pylsl, pupil-labs-realtime-api) imported on
+  ``start``; a clear ConfigError names the missing package.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from rtface.errors import ConfigError, TransportError
+
+PIXEL_GAZE_TOPIC = "rtface.v1.gaze_in"
+
+
+class GazeQueue:
+    """Bounded FIFO of (t_ns, x_px, y_px, confidence); any thread may put, one consumer drains."""
+
+    def __init__(self, maxlen: int = 4096) -> None:
+        self._buf: deque[tuple[int, float, float, float]] = deque()
+        self._maxlen = int(maxlen)
+        self._lock = threading.Lock()
+        self.dropped = 0  # samples discarded because the queue was full
+        self.received = 0
+
+    def put(self, t_ns: int, x_px: float, y_px: float, confidence: float = 1.0) -> None:
+        with self._lock:
+            if len(self._buf) >= self._maxlen:
+                self._buf.popleft()
+                self.dropped += 1
+            self._buf.append((int(t_ns), float(x_px), float(y_px), float(confidence)))
+            self.received += 1
+
+    def drain(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Remove and return everything queued: (t_ns int64, x_px, y_px, confidence float64) arrays."""
+        with self._lock:
+            items = list(self._buf)
+            self._buf.clear()
+        if not items:
+            e = np.zeros(0)
+            return np.zeros(0, dtype=np.int64), e, e.copy(), e.copy()
+        arr = np.array(items, dtype=np.float64)
+        t = np.array([it[0] for it in items], dtype=np.int64)
+        return t, arr[:, 1], arr[:, 2], arr[:, 3]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._buf)
+
+
+class _ThreadedReceiver:
+    """Common start/stop for receivers whose thread runs ``_run`` until ``_stop`` is set."""
+
+    def __init__(self, queue: GazeQueue | None) -> None:
+        self.queue = queue if queue is not None else GazeQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None  # last exception of the receiver thread, if it died
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._guarded, name=type(self).__name__, daemon=True)
+        self._thread.start()
+
+    def _guarded(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # noqa: BLE001 - reported to the owner via .error
+            self.error = exc
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop and join the thread (safe to call twice)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+
+class PupilRemoteReceiver(_ThreadedReceiver):
+    """Subscribe to Pupil Capture gaze via Pupil Remote (default port 50020)."""
+
+    def __init__(self, scene_size: tuple[int, int], host: str = "127.0.0.1", port: int = 50020,
+                 topic: str = "gaze.", queue: GazeQueue | None = None, min_confidence: float = 0.0,
+                 sync_clock: bool = False, timeout_ms: int = 2000) -> None:
+        super().__init__(queue)
+        self.scene_size = scene_size
+        self.host, self.port, self.topic = host, int(port), topic
+        self.min_confidence = min_confidence
+        self.sync_clock = sync_clock
+        self.timeout_ms = timeout_ms
+        self.clock_offset_ns = 0  # Pupil time -> UTC ns (only set with sync_clock)
+        self.connected = threading.Event()
+
+    def _request(self, ctx: Any, msg: str) -> str:
+        import zmq
+
+        req = ctx.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.setsockopt(zmq.RCVTIMEO, self.timeout_ms)
+        req.setsockopt(zmq.SNDTIMEO, self.timeout_ms)
+        try:
+            req.connect(f"tcp://{self.host}:{self.port}")
+            req.send_string(msg)
+            return req.recv_string()
+        except zmq.ZMQError as exc:
+            raise TransportError(f"Pupil Remote tcp://{self.host}:{self.port}: no reply to '{msg}' ({exc})") from None
+        finally:
+            req.close()
+
+    def _run(self) -> None:
+        import msgpack
+        import zmq
+
+        ctx = zmq.Context.instance()
+        sub_port = self._request(ctx, "SUB_PORT")
+        if self.sync_clock:
+            t0 = time.time_ns()
+            pupil_s = float(self._request(ctx, "t"))
+            t1 = time.time_ns()
+            self.clock_offset_ns = (t0 + t1) // 2 - int(round(pupil_s * 1e9))
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.connect(f"tcp://{self.host}:{sub_port}")
+        sub.setsockopt_string(zmq.SUBSCRIBE, self.topic)
+        self.connected.set()
+        w, h = self.scene_size
+        try:
+            while not self._stop.is_set():
+                if not sub.poll(50):
+                    continue
+                frames = sub.recv_multipart()
+                if len(frames) < 2:
+                    continue
+                try:
+                    d = msgpack.unpackb(frames[1], raw=False)
+                    nx, ny = d["norm_pos"]
+                    conf = float(d.get("confidence", 1.0))
+                    ts = float(d["timestamp"])
+                except (ValueError, KeyError, TypeError, msgpack.ExtraData):
+                    continue  # not a gaze datum: skip, never crash the thread
+                if conf < self.min_confidence:
+                    continue
+                self.queue.put(int(round(ts * 1e9)), nx * w, (1.0 - ny) * h, conf)
+        finally:
+            sub.close()
+
+
+class PixelGazeReceiver(_ThreadedReceiver):
+    """SUB to ``endpoint`` for topic ``rtface.v1.gaze_in`` (payload msgpack {x_px, y_px, t_ns})."""
+
+    def __init__(self, endpoint: str, queue: GazeQueue | None = None, topic: str = PIXEL_GAZE_TOPIC,
+                 bind: bool = False) -> None:
+        super().__init__(queue)
+        self.endpoint, self.topic, self.bind = endpoint, topic, bind
+        self.connected = threading.Event()
+        self.bad_messages = 0
+
+    def _run(self) -> None:
+        import msgpack
+        import zmq
+
+        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        try:
+            (sub.bind if self.bind else sub.connect)(self.endpoint)
+        except zmq.ZMQError as exc:
+            sub.close()
+            raise TransportError(f"gaze input {self.endpoint}: {exc}") from None
+        sub.setsockopt_string(zmq.SUBSCRIBE, self.topic)
+        self.connected.set()
+        try:
+            while not self._stop.is_set():
+                if not sub.poll(50):
+                    continue
+                frames = sub.recv_multipart()
+                try:
+                    d = msgpack.unpackb(frames[-1], raw=False)
+                    self.queue.put(int(d["t_ns"]), float(d["x_px"]), float(d["y_px"]),
+                                   float(d.get("confidence", 1.0)))
+                except (ValueError, KeyError, TypeError, msgpack.ExtraData):
+                    self.bad_messages += 1
+        finally:
+            sub.close()
+
+
+def _require(module: str, package: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"gaze_aoi: live source needs the optional package '{package}' "
+                          f"(pip install {package}); it is not installed") from None
+
+
+class LSLGazeReceiver(_ThreadedReceiver):
+    """Pull pixel gaze from an LSL stream (channels x_px, y_px by index); needs ``pylsl``."""
+
+    def __init__(self, stream_name: str, queue: GazeQueue | None = None, x_channel: int = 0,
+                 y_channel: int = 1) -> None:
+        super().__init__(queue)
+        self.stream_name, self.x_channel, self.y_channel = stream_name, x_channel, y_channel
+
+    def start(self) -> None:
+        self._pylsl = _require("pylsl", "pylsl")
+        super().start()
+
+    def _run(self) -> None:
+        pylsl = self._pylsl
+        streams = pylsl.resolve_byprop("name", self.stream_name, timeout=2.0)
+        if not streams:
+            raise TransportError(f"LSL stream '{self.stream_name}' not found")
+        inlet = pylsl.StreamInlet(streams[0])
+        lsl_to_utc_ns = time.time_ns() - int(pylsl.local_clock() * 1e9)
+        while not self._stop.is_set():
+            sample, ts = inlet.pull_sample(timeout=0.05)
+            if sample is not None:
+                t_ns = int((ts + inlet.time_correction()) * 1e9) + lsl_to_utc_ns
+                self.queue.put(t_ns, sample[self.x_channel], sample[self.y_channel])
+
+
+class NeonRealtimeReceiver(_ThreadedReceiver):
+    """Neon Companion real-time API (scene pixels, UTC ns); needs ``pupil-labs-realtime-api``."""
+
+    def __init__(self, host: str, port: int = 8080, queue: GazeQueue | None = None) -> None:
+        super().__init__(queue)
+        self.host, self.port = host, int(port)
+
+    def start(self) -> None:
+        self._api = _require("pupil_labs.realtime_api.simple", "pupil-labs-realtime-api")
+        super().start()
+
+    def _run(self) -> None:
+        device = self._api.Device(address=self.host, port=self.port)
+        try:
+            while not self._stop.is_set():
+                g = device.receive_gaze_datum(timeout_seconds=0.05)
+                if g is not None:
+                    self.queue.put(int(round(g.timestamp_unix_seconds * 1e9)), g.x, g.y)
+        finally:
+            device.close()
