@@ -157,3 +157,32 @@ def test_stage_on_real_photo_pair(mesh) -> None:
     assert _mouth_cheek_mask()[top].mean() >= 0.6  # measured 0.74 for person 001 (chance level 0.40)
     np.testing.assert_allclose(smile.canonical_cm, canonicalize(smile.posefree_cm, faces[0].posefree_cm), atol=1e-4)
     st.close()
+
+
+def _resample(img: np.ndarray, angle_deg: float, scale: float, shift_px: tuple[float, float]) -> np.ndarray:
+    """Another 'frame' of the same neutral face: rotated, rescaled and shifted (a head that moved)."""
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, scale)
+    m[:, 2] += shift_px
+    return cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_identity_removed_with_neutral_from_another_frame(mesh) -> None:
+    """Each person's neutral is estimated from a moved copy of their neutral photo; canonicalizing the original
+    with it must bring the 12 different people much closer together than their pose-free landmarks are."""
+    posefree, canon = [], []
+    for k, sid in enumerate(LONDON_IDS):
+        img = _read(DATA / "london" / "neutral" / f"{sid}_03.jpg")
+        frame = _fit(mesh, img).posefree_cm
+        moved = _fit(mesh, _resample(img, angle_deg=(-1) ** k * 6.0, scale=0.85, shift_px=(40.0, -25.0)))
+        posefree.append(frame)
+        canon.append(canonicalize(frame, moved.posefree_cm))
+
+    def spread(arrs: list[np.ndarray]) -> float:
+        a = np.stack(arrs)[:, :468]
+        d = [np.linalg.norm(a[i] - a[j], axis=1).mean() for i in range(len(a)) for j in range(i + 1, len(a))]
+        return float(np.mean(d))
+
+    ratio = spread(canon) / spread(posefree)
+    print(f"identity spread: canonicalized / pose-free = {ratio:.3f}")
+    assert ratio < 0.35
