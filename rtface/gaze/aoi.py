@@ -11,6 +11,16 @@ Two AOI shape sets (``AOIConfig.shape``):
   Minkowski offset, applied by the hit test as a boundary tolerance).
 A sample hits an AOI when its gaze circle (``gaze_radius_px``; 0 = point) overlaps it (see rtface.kernels.hit_test).
 
+Sizes (``AOIConfig.radius_mode``):
+- "iod" (default): every size is a fraction of the face's inter-ocular distance (IOD: iris centre 468 to 473, 3D
+  when landmarks carry z, so it shrinks less with yaw): ``eye_radius_iod``, ``nose_radius_iod``,
+  ``mouth_margin_iod``, ``dilation_iod`` and the gaze circle ``gaze_radius_iod`` (0 = use the fixed
+  ``gaze_radius_px``). The shapes keep their proportions on a face of any size; per-face sizes are folded into each
+  AOI's margin, so one frame may hold faces of different sizes.
+- "px": Pupil Labs-style fixed pixel sizes (the ``*_px`` fields; 30 px circles, 10 px mouth margin, 20 px gaze
+  circle), kept for compatibility. On small faces they overlap: on the 150 x 194 px face of the sample video (IOD
+  69 px) the nose circle covers the mouth centre (29 px below the nose tip).
+
 Modes: "multi" (every AOI hit, joined with "|") or "exclusive" (first hit in ``priority``); no hit -> "off_face",
 gaze outside the scene image -> "off_image". Everything here is pure; the stage calls it from its thread.
 """
@@ -55,22 +65,37 @@ IRIS_CENTRE = {"left_eye": 473, "right_eye": 468}
 NOSE_TIP, MOUTH_CORNERS, LIP_MIDLINE = 1, (61, 291), (0, 17)
 
 
+RADIUS_MODES = ("iod", "px")
+
+
 @dataclass(frozen=True)
 class AOIConfig:
     shape: str = "pupil"  # "pupil" | "mesh"
     mode: str = "exclusive"  # "exclusive" | "multi"
-    gaze_radius_px: float = 20.0  # gaze circle radius; 0 = the gaze point must be inside
-    eye_radius_px: float = 30.0  # pupil shape
-    nose_radius_px: float = 30.0  # pupil shape
-    mouth_margin_px: float = 10.0  # pupil shape: added to both mouth-ellipse semi-axes
-    dilation_px: float = 0.0  # mesh shape: offset of every polygon (negative = erosion)
-    dilation_by_aoi: tuple[tuple[str, float], ...] = ()  # mesh shape: per-AOI override, e.g. (("left_eye", 6.0),)
+    radius_mode: str = "iod"  # "iod" (fractions of inter-ocular distance) | "px" (fixed pixels, Pupil-style)
+    gaze_radius_px: float = 20.0  # px mode (and iod mode when gaze_radius_iod == 0): gaze circle; 0 = point
+    eye_radius_px: float = 30.0  # pupil shape, px mode
+    nose_radius_px: float = 30.0  # pupil shape, px mode
+    mouth_margin_px: float = 10.0  # pupil shape, px mode: added to both mouth-ellipse semi-axes
+    dilation_px: float = 0.0  # mesh shape, px mode: offset of every polygon (negative = erosion)
+    dilation_by_aoi: tuple[tuple[str, float], ...] = ()  # mesh: per-AOI override (px or IOD fraction, per mode)
+    eye_radius_iod: float = 0.3  # iod mode: eye circles, fraction of IOD
+    nose_radius_iod: float = 0.25  # iod mode: nose circle
+    mouth_margin_iod: float = 0.07  # iod mode: added to both mouth-ellipse semi-axes
+    dilation_iod: float = 0.0  # iod mode: mesh polygon offset
+    gaze_radius_iod: float = 0.1  # iod mode: gaze circle (0 = fixed gaze_radius_px)
     priority: tuple[str, ...] = DEFAULT_PRIORITY
     use_numba: bool = True
 
     def __post_init__(self) -> None:
         if self.shape not in ("pupil", "mesh"):
             raise ConfigError(f"gaze_aoi: aoi_shape '{self.shape}' must be 'pupil' or 'mesh'")
+        if self.radius_mode not in RADIUS_MODES:
+            raise ConfigError(f"gaze_aoi: radius_mode '{self.radius_mode}' must be 'iod' or 'px'")
+        for f in ("gaze_radius_px", "eye_radius_px", "nose_radius_px", "eye_radius_iod", "nose_radius_iod",
+                  "gaze_radius_iod"):
+            if getattr(self, f) < 0:
+                raise ConfigError(f"gaze_aoi: {f} must be >= 0, got {getattr(self, f)}")
         if self.mode not in ("exclusive", "multi"):
             raise ConfigError(f"gaze_aoi: mode '{self.mode}' must be 'exclusive' or 'multi'")
         unknown = [n for n in self.priority if n not in RINGS]
@@ -96,6 +121,9 @@ class PackedAOIs:
     vstart: np.ndarray  # (F, A) int64
     vcount: np.ndarray  # (F, A) int64
     verts: np.ndarray  # (V, 2) float64
+    gaze_radius_px: float = 0.0  # radius to pass to the kernel (0 when folded per face into the margins)
+    face_gaze_radius_px: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (F,) effective gaze radius
+    iod_px: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (F,) inter-ocular distance, px
 
 
 def _mouth_ellipse(xy: np.ndarray, margin: float) -> tuple[float, float, float, float, float]:
@@ -116,29 +144,60 @@ def _eye_centre(xy: np.ndarray, name: str) -> np.ndarray:
     return xy[iris] if xy.shape[0] > iris else xy[list(RINGS[name])].mean(axis=0)
 
 
+def face_iod_px(landmarks: np.ndarray) -> float:
+    """Inter-ocular distance (px) of one face: iris centres 468-473 (eye-ring centroids for 468-point meshes),
+    using x, y and, when present, z (MediaPipe depth in px units) so that it shrinks less when the head turns."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    d = lm.shape[1] if lm.ndim == 2 else 2
+    pts = lm[:, :min(d, 3)]
+    left = pts[IRIS_CENTRE["left_eye"]] if pts.shape[0] > 473 else pts[list(RINGS["left_eye"])].mean(axis=0)
+    right = pts[IRIS_CENTRE["right_eye"]] if pts.shape[0] > 473 else pts[list(RINGS["right_eye"])].mean(axis=0)
+    return float(np.linalg.norm(left - right))
+
+
+def _sizes(cfg: AOIConfig, iod: float) -> tuple[float, float, float, float, float, dict[str, float]]:
+    """(eye r, nose r, mouth margin, mesh dilation, gaze r, per-AOI dilation) in px for a face of this IOD."""
+    if cfg.radius_mode == "px":
+        return (cfg.eye_radius_px, cfg.nose_radius_px, cfg.mouth_margin_px, cfg.dilation_px, cfg.gaze_radius_px,
+                {k: float(v) for k, v in cfg.dilation_by_aoi})
+    gaze = cfg.gaze_radius_iod * iod if cfg.gaze_radius_iod > 0 else cfg.gaze_radius_px
+    return (cfg.eye_radius_iod * iod, cfg.nose_radius_iod * iod, cfg.mouth_margin_iod * iod, cfg.dilation_iod * iod,
+            gaze, {k: float(v) * iod for k, v in cfg.dilation_by_aoi})
+
+
 def build_geometry(faces: list[tuple[int, np.ndarray]], cfg: AOIConfig) -> PackedAOIs:
-    """Pack the AOIs of every face. ``faces``: (face_id, landmarks_px (478|468, >=2) float) per face."""
+    """Pack the AOIs of every face. ``faces``: (face_id, landmarks_px (478|468, >=2) float) per face.
+
+    px mode: the kernel gets ``cfg.gaze_radius_px``. iod mode: each face's gaze radius is added to the margin of
+    each of its AOIs (exact: the kernel's tolerance is margin + gaze radius) and the kernel gets 0.
+    """
     names = cfg.names
     nf, na = len(faces), len(names)
     kind = np.zeros((nf, na), dtype=np.int8)
     params = np.zeros((nf, na, 6), dtype=np.float64)
     vstart = np.zeros((nf, na), dtype=np.int64)
     vcount = np.zeros((nf, na), dtype=np.int64)
+    iods = np.zeros(nf)
+    gaze_r = np.zeros(nf)
     verts: list[np.ndarray] = []
     nv = 0
-    dil = dict(cfg.dilation_by_aoi)
+    per_face = cfg.radius_mode == "iod"
     for f, (_, lm) in enumerate(faces):
         xy = np.asarray(lm, dtype=np.float64)[:, :2]
+        iods[f] = face_iod_px(lm)
+        eye_r, nose_r, mouth_m, dil_all, g, dil = _sizes(cfg, iods[f])
+        gaze_r[f] = g
+        fold = g if per_face else 0.0  # gaze radius carried by the AOI margin
         for a, name in enumerate(names):
             if cfg.shape == "pupil" and name != "face":
                 if name in IRIS_CENTRE or name == "nose":
                     c = _eye_centre(xy, name) if name in IRIS_CENTRE else xy[NOSE_TIP]
-                    r = cfg.eye_radius_px if name in IRIS_CENTRE else cfg.nose_radius_px
                     kind[f, a] = KIND_CIRCLE
-                    params[f, a, :3] = (c[0], c[1], r)
+                    params[f, a, :3] = (c[0], c[1], eye_r if name in IRIS_CENTRE else nose_r)
                 else:  # mouth
                     kind[f, a] = KIND_ELLIPSE
-                    params[f, a, :5] = _mouth_ellipse(xy, cfg.mouth_margin_px)
+                    params[f, a, :5] = _mouth_ellipse(xy, mouth_m)
+                params[f, a, 5] = fold
                 continue
             if cfg.shape == "pupil":  # face = landmark bounding box
                 x0, y0 = xy[:468].min(axis=0)
@@ -147,23 +206,31 @@ def build_geometry(faces: list[tuple[int, np.ndarray]], cfg: AOIConfig) -> Packe
                 margin = 0.0
             else:
                 poly = xy[list(RINGS[name])]
-                margin = float(dil.get(name, cfg.dilation_px))
+                margin = float(dil.get(name, dil_all))
             kind[f, a] = KIND_POLYGON
-            params[f, a, 5] = margin
+            params[f, a, 5] = margin + fold
             vstart[f, a], vcount[f, a] = nv, poly.shape[0]
             verts.append(poly)
             nv += poly.shape[0]
     packed_verts = np.concatenate(verts, axis=0) if verts else np.zeros((0, 2))
     face_ids = np.array([fid for fid, _ in faces], dtype=np.int64)
-    return PackedAOIs(names, face_ids, kind, params, vstart, vcount, np.ascontiguousarray(packed_verts))
+    kernel_r = 0.0 if per_face else float(cfg.gaze_radius_px)
+    if not per_face:
+        gaze_r[:] = kernel_r
+    return PackedAOIs(names, face_ids, kind, params, vstart, vcount, np.ascontiguousarray(packed_verts),
+                      kernel_r, gaze_r, iods)
 
 
-def hit_matrix(gx: np.ndarray, gy: np.ndarray, geo: PackedAOIs, gaze_radius_px: float,
+def hit_matrix(gx: np.ndarray, gy: np.ndarray, geo: PackedAOIs, gaze_radius_px: float | None = None,
                use_numba: bool = True) -> np.ndarray:
-    """(N, F, A) bool: sample n's gaze circle overlaps AOI a of face f."""
+    """(N, F, A) bool: sample n's gaze circle overlaps AOI a of face f.
+
+    ``gaze_radius_px`` None = the radius ``build_geometry`` chose (``geo.gaze_radius_px``).
+    """
     fn = hit_matrix_nb if use_numba else hit_matrix_np
+    r = geo.gaze_radius_px if gaze_radius_px is None else gaze_radius_px
     return fn(np.ascontiguousarray(gx, dtype=np.float64), np.ascontiguousarray(gy, dtype=np.float64), geo.kind,
-              geo.params, geo.vstart, geo.vcount, geo.verts, float(gaze_radius_px))
+              geo.params, geo.vstart, geo.vcount, geo.verts, float(r))
 
 
 def label_hits(hits: np.ndarray, geo: PackedAOIs, mode: str, off_image: np.ndarray | None = None
@@ -226,7 +293,7 @@ def map_frame(t_ns: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, faces: list[
     x = np.asarray(x_px, dtype=np.float64)
     y = np.asarray(y_px, dtype=np.float64)
     geo = build_geometry(faces, cfg)
-    hits = hit_matrix(x, y, geo, cfg.gaze_radius_px, cfg.use_numba)
+    hits = hit_matrix(x, y, geo, None, cfg.use_numba)
     off = None
     if image_size is not None:
         w, h = image_size

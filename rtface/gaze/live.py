@@ -6,9 +6,15 @@ and counted (``dropped``), so a stalled consumer never blocks the network thread
 
 - ``PupilRemoteReceiver``: Pupil Capture / Pupil Core network API. REQ to Pupil Remote ("SUB_PORT" -> port of the
   IPC backbone), SUB to topics starting with "gaze."; payload = msgpack dict with ``norm_pos`` (origin bottom-left),
-  ``timestamp`` (Pupil time, s) and ``confidence``. Pixels: x = nx * w, y = (1 - ny) * h. t_ns = Pupil time in ns;
-  with ``sync_clock`` the receiver asks Pupil Remote "t" once and stores ``clock_offset_ns`` (Pupil -> UTC ns).
-- ``PixelGazeReceiver``: plain topic "rtface.v1.gaze_in", payload msgpack {"x_px", "y_px", "t_ns"[, "confidence"]}.
+  ``timestamp`` (Pupil time, s) and ``confidence``. Pixels: x = nx * w, y = (1 - ny) * h; without a scene size
+  the queue holds normalised top-left coordinates (nx, 1 - ny) and the consumer scales them to its frame.
+  t_ns = Pupil time in ns. Clock mapping (``sync_clock``): before subscribing, the receiver sends Pupil Remote "t"
+  ``sync_rounds`` times; each reply is Pupil time at some instant between our send and receive, so
+  offset = (t_send + t_recv) / 2 - pupil_t (local clock ``time.time_ns``, the clock of ``FrameMeta.t_capture_ns``)
+  with an error of at most half the round trip. The round with the shortest round trip wins; ``clock_offset_ns``
+  and ``clock_rtt_ns`` keep it. Then UTC ns of a datum = pupil_ns + clock_offset_ns.
+- ``PixelGazeReceiver``: plain topic "rtface.v1.gaze_in", payload msgpack {"x_px", "y_px", "t_ns"[, "confidence"]};
+  ``t_ns`` should be this machine's UTC ns (``time.time_ns()``, the frame capture clock) for time matching.
 - ``LSLGazeReceiver`` / ``NeonRealtimeReceiver``: optional packages (pylsl, pupil-labs-realtime-api) imported on
   ``start``; a clear ConfigError names the missing package.
 """
@@ -32,6 +38,7 @@ class GazeQueue:
     def __init__(self, maxlen: int = 4096) -> None:
         self._buf: deque[tuple[int, float, float, float]] = deque()
         self._maxlen = int(maxlen)
+        self.maxlen = self._maxlen
         self._lock = threading.Lock()
         self.dropped = 0  # samples discarded because the queue was full
         self.received = 0
@@ -69,6 +76,7 @@ class _ThreadedReceiver:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None  # last exception of the receiver thread, if it died
+        self.connected = threading.Event()  # set by the thread once it is receiving
 
     def start(self) -> None:
         self._stop.clear()
@@ -84,6 +92,16 @@ class _ThreadedReceiver:
     def _run(self) -> None:
         raise NotImplementedError
 
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Wait until the thread is receiving (True), or it died / ``timeout_s`` passed (False; see ``error``)."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self.connected.wait(0.02):
+                return True
+            if self.error is not None or (self._thread is not None and not self._thread.is_alive()):
+                return self.connected.is_set()
+        return self.connected.is_set()
+
     def stop(self, timeout_s: float = 2.0) -> None:
         """Stop and join the thread (safe to call twice)."""
         self._stop.set()
@@ -95,17 +113,18 @@ class _ThreadedReceiver:
 class PupilRemoteReceiver(_ThreadedReceiver):
     """Subscribe to Pupil Capture gaze via Pupil Remote (default port 50020)."""
 
-    def __init__(self, scene_size: tuple[int, int], host: str = "127.0.0.1", port: int = 50020,
+    def __init__(self, scene_size: tuple[int, int] | None, host: str = "127.0.0.1", port: int = 50020,
                  topic: str = "gaze.", queue: GazeQueue | None = None, min_confidence: float = 0.0,
-                 sync_clock: bool = False, timeout_ms: int = 2000) -> None:
+                 sync_clock: bool = False, timeout_ms: int = 2000, sync_rounds: int = 5) -> None:
         super().__init__(queue)
-        self.scene_size = scene_size
+        self.scene_size = scene_size  # None: queue normalised top-left coordinates
         self.host, self.port, self.topic = host, int(port), topic
         self.min_confidence = min_confidence
         self.sync_clock = sync_clock
+        self.sync_rounds = max(int(sync_rounds), 1)
         self.timeout_ms = timeout_ms
         self.clock_offset_ns = 0  # Pupil time -> UTC ns (only set with sync_clock)
-        self.connected = threading.Event()
+        self.clock_rtt_ns = -1  # round trip of the "t" request used (-1 = not synced)
 
     def _request(self, ctx: Any, msg: str) -> str:
         import zmq
@@ -123,6 +142,28 @@ class PupilRemoteReceiver(_ThreadedReceiver):
         finally:
             req.close()
 
+    def sync(self) -> int:
+        """Measure the Pupil -> local UTC offset (module doc); returns and stores ``clock_offset_ns``."""
+        import zmq
+
+        ctx = zmq.Context.instance()
+        best: tuple[int, int] | None = None  # (rtt, offset)
+        for _ in range(self.sync_rounds):
+            t0 = time.time_ns()
+            reply = self._request(ctx, "t")
+            t1 = time.time_ns()
+            try:
+                pupil_ns = int(round(float(reply) * 1e9))
+            except ValueError:
+                raise TransportError(f"Pupil Remote tcp://{self.host}:{self.port}: reply {reply!r} to 't' is not "
+                                     "a time in seconds") from None
+            cand = (t1 - t0, (t0 + t1) // 2 - pupil_ns)
+            if best is None or cand[0] < best[0]:
+                best = cand
+        assert best is not None
+        self.clock_rtt_ns, self.clock_offset_ns = best
+        return self.clock_offset_ns
+
     def _run(self) -> None:
         import msgpack
         import zmq
@@ -130,16 +171,13 @@ class PupilRemoteReceiver(_ThreadedReceiver):
         ctx = zmq.Context.instance()
         sub_port = self._request(ctx, "SUB_PORT")
         if self.sync_clock:
-            t0 = time.time_ns()
-            pupil_s = float(self._request(ctx, "t"))
-            t1 = time.time_ns()
-            self.clock_offset_ns = (t0 + t1) // 2 - int(round(pupil_s * 1e9))
+            self.sync()
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.connect(f"tcp://{self.host}:{sub_port}")
         sub.setsockopt_string(zmq.SUBSCRIBE, self.topic)
         self.connected.set()
-        w, h = self.scene_size
+        w, h = self.scene_size if self.scene_size else (1.0, 1.0)
         try:
             while not self._stop.is_set():
                 if not sub.poll(50):
@@ -168,7 +206,6 @@ class PixelGazeReceiver(_ThreadedReceiver):
                  bind: bool = False) -> None:
         super().__init__(queue)
         self.endpoint, self.topic, self.bind = endpoint, topic, bind
-        self.connected = threading.Event()
         self.bad_messages = 0
 
     def _run(self) -> None:

@@ -67,7 +67,7 @@ def map_track(track: GazeTrack, faces_by_frame: Mapping[int, FaceList], cfg: AOI
             groups = [(sel, faces)]
         for idx, fl in groups:
             geo = build_geometry(fl, cfg)
-            hits = hit_matrix(track.x_px[idx], track.y_px[idx], geo, cfg.gaze_radius_px, cfg.use_numba)
+            hits = hit_matrix(track.x_px[idx], track.y_px[idx], geo, None, cfg.use_numba)
             fid, labs, aidx = label_hits(hits, geo, cfg.mode, off_image[idx])
             face_id[idx] = fid
             for j, lab in zip(idx, labs):

@@ -107,7 +107,8 @@ def draw_overlay(img: np.ndarray, faces: FaceList, cfg: AOIConfig, gx: np.ndarra
                 vs, vc = int(geo.vstart[f, a]), int(geo.vcount[f, a])
                 pts = geo.verts[vs:vs + vc].astype(np.int32).reshape(-1, 1, 2)
                 cv2.polylines(img, [pts], True, col, 1, cv2.LINE_AA)
-    r = max(int(round(cfg.gaze_radius_px)), 3)
+    g = float(geo.face_gaze_radius_px.max()) if geo.face_gaze_radius_px.size else float(geo.gaze_radius_px)
+    r = max(int(round(g or cfg.gaze_radius_px)), 3)
     for x, y, lab in zip(gx, gy, labels):
         col = (0, 0, 255) if lab in (OFF_FACE, OFF_IMAGE) else (0, 255, 255)
         cv2.circle(img, (int(x), int(y)), r, col, 2, cv2.LINE_AA)

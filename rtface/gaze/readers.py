@@ -43,7 +43,11 @@ def _read_csv_columns(path: Path, wanted: dict[str, type], optional: dict[str, t
             header = [h.strip().lstrip("#").strip() for h in next(reader)]
         except StopIteration:
             raise DataError(f"{path}: empty file (no header row)") from None
-        rows = [r for r in reader if r]
+        rows, lines = [], []
+        for r in reader:
+            if r:
+                rows.append(r)
+                lines.append(reader.line_num)
     idx = {name: i for i, name in enumerate(header)}
     out: dict[str, np.ndarray] = {}
     for name, typ in list(wanted.items()) + list(optional.items()):
@@ -53,18 +57,32 @@ def _read_csv_columns(path: Path, wanted: dict[str, type], optional: dict[str, t
             continue
         j = idx[name]
         col = [r[j].strip() if j < len(r) else "" for r in rows]
-        if typ is int:
-            try:
-                out[name] = np.array([int(v) if v.lstrip("-").isdigit() else int(float(v)) for v in col],
-                                     dtype=np.int64)
-            except ValueError as exc:
-                raise DataError(f"{path}: column '{name}' has a non-integer value ({exc})") from None
-        else:
-            try:
-                out[name] = np.array([float(v) if v else np.nan for v in col], dtype=np.float64)
-            except ValueError as exc:
-                raise DataError(f"{path}: column '{name}' has a non-numeric value ({exc})") from None
+        conv = _to_int if typ is int else _to_float
+        try:
+            out[name] = np.array([conv(v) for v in col], dtype=np.int64 if typ is int else np.float64)
+        except ValueError:
+            line, bad = _first_bad(col, conv, lines)
+            kind = "an integer" if typ is int else "a number"
+            raise DataError(f"{path}: column '{name}', line {line}: {bad!r} is not {kind}") from None
     return out
+
+
+def _to_int(v: str) -> int:
+    return int(v) if v.lstrip("-").isdigit() else int(float(v))
+
+
+def _to_float(v: str) -> float:
+    return float(v) if v else np.nan
+
+
+def _first_bad(col: list[str], conv, lines: list[int]) -> tuple[int, str]:
+    """(file line number, cell) of the first cell ``conv`` rejects."""
+    for v, ln in zip(col, lines):
+        try:
+            conv(v)
+        except ValueError:
+            return ln, v
+    return -1, ""
 
 
 def _seconds_to_ns(s: np.ndarray) -> np.ndarray:

@@ -121,8 +121,8 @@ def synthetic_export(face_frames, tmp_path_factory):
 
 
 @pytest.mark.parametrize("shape,kw", [
-    ("pupil", dict(eye_radius_px=15.0, nose_radius_px=15.0, mouth_margin_px=4.0, gaze_radius_px=5.0)),
-    ("mesh", dict(gaze_radius_px=5.0, dilation_px=2.0)),
+    ("pupil", dict(radius_mode="px", eye_radius_px=15.0, nose_radius_px=15.0, mouth_margin_px=4.0, gaze_radius_px=5.0)),
+    ("mesh", dict(radius_mode="px", gaze_radius_px=5.0, dilation_px=2.0)),
 ])
 def test_gaze_aoi_accuracy_on_real_face(face_frames, synthetic_export, shape, kw, tmp_path):
     _, faces = face_frames
@@ -156,7 +156,7 @@ def test_gaze_aoi_accuracy_on_real_face(face_frames, synthetic_export, shape, kw
 def test_stage_with_recording_on_real_face(face_frames, synthetic_export, tmp_path):
     frames, faces = face_frames
     folder, truth, _ = synthetic_export
-    p = GazeAOIParams(aoi_shape="mesh", mode="exclusive", gaze_radius_px=5.0, dilation_px=2.0,
+    p = GazeAOIParams(aoi_shape="mesh", mode="exclusive", radius_mode="px", gaze_radius_px=5.0, dilation_px=2.0,
                       recording=str(folder), format="pupil_player")
     st = GazeAOIStage("gaze", p)
     st.open()
@@ -181,7 +181,7 @@ def test_stage_with_recording_on_real_face(face_frames, synthetic_export, tmp_pa
     assert st.summary()["gaze_samples"] == truth.size
     # overlay video of the same run (AOIs, hits, gaze circles)
     tr = read_pupil_player(folder)
-    cfg = AOIConfig(shape="mesh", gaze_radius_px=5.0, dilation_px=2.0)
+    cfg = AOIConfig(shape="mesh", radius_mode="px", gaze_radius_px=5.0, dilation_px=2.0)
     out = write_overlay_video(tmp_path / "overlay.mp4", VIDEO, map_track(tr, faces, cfg), faces, cfg)
     import cv2
 

@@ -145,3 +145,85 @@ def test_optional_packages_clear_error():
                 rx.start()
         else:  # pragma: no cover - package present on this machine
             pass
+
+
+# ------------------------------------------------------------------------------------ LiveGazeProvider matching
+def _meta(t_capture_ns: int, w: int = 100, h: int = 50):
+    from rtface.records import FrameMeta
+
+    return FrameMeta(0, t_capture_ns, 0, w, h, "test")
+
+
+def test_provider_matches_samples_to_nearest_frame_by_time():
+    from rtface.gaze.providers import LiveGazeProvider
+
+    ms = 1_000_000
+
+    class Rx:  # a receiver that measured Pupil -> UTC offset 1000 ms
+        clock_offset_ns = 1000 * ms
+        clock_rtt_ns = 5
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    q = GazeQueue()
+    rx = Rx()
+    prov = LiveGazeProvider(q, offset_ns=2 * ms, receiver=rx, normalised=True, window_ns=10 * ms,
+                            max_lag_ns=50 * ms)
+    prov.clock = lambda: 1150 * ms  # "now" on the frame clock
+    # gaze clock times; frame clock = t + 1002 ms. Frames captured at 1100, 1133, 1166, 1200 ms (frame clock).
+    for t_ms, x in ((80, 0.1), (95, 0.2), (105, 0.3), (120, 0.4), (135, 0.5), (180, 0.6), (1200 * 5, 0.7)):
+        q.put(t_ms * ms, x, 0.5)
+    s = prov.samples_for_frame(_meta(1100 * ms))
+    # takes <= 1110 ms: 1082, 1097, 1107; 1122, 1137, 1182 wait; 7002 ms is > 1 s after "now": clock mismatch
+    assert s.t_ns.tolist() == [1082 * ms, 1097 * ms, 1107 * ms, 7002 * ms]
+    assert s.x_px.tolist() == pytest.approx([10.0, 20.0, 30.0, 70.0]) and s.y_px.tolist() == [25.0] * 4
+    assert prov.clock_mismatch == 1
+    s = prov.samples_for_frame(_meta(1133 * ms))
+    assert s.t_ns.tolist() == [1122 * ms, 1137 * ms]
+    q.put(10 * ms, 0.9, 0.9)  # arrives late: 1012 ms is more than 50 ms older than the next frame
+    s = prov.samples_for_frame(_meta(1166 * ms))
+    assert s.t_ns.size == 0 and prov.stale == 1
+    s = prov.samples_for_frame(_meta(1200 * ms))
+    assert s.t_ns.tolist() == [1182 * ms]
+    st = prov.stats()
+    assert st["served"] == 7 and st["stale"] == 1 and st["pending"] == 0 and st["clock_offset_ns"] == 1002 * ms
+    prov.close()
+    assert rx.stopped and prov.receiver is None
+
+
+def test_provider_auto_window_and_arrival_mode():
+    from rtface.gaze.providers import LiveGazeProvider
+
+    ms = 1_000_000
+    q = GazeQueue()
+    prov = LiveGazeProvider(q)  # window = half the median capture interval (first frame: 1/60 s)
+    for k in range(4):
+        prov.samples_for_frame(_meta(k * 40 * ms))  # 25 fps
+    q.put(120 * ms + 19 * ms, 1.0, 1.0)
+    q.put(120 * ms + 21 * ms, 2.0, 2.0)
+    assert prov.samples_for_frame(_meta(120 * ms)).t_ns.tolist() == [139 * ms]  # window 20 ms: 141 ms waits
+    arrival = LiveGazeProvider(q, match="arrival", scene_size=(200, 100))
+    q.put(10**15, 100.0, 50.0)  # any clock: served on arrival, rescaled from 200x100 to 100x50
+    s = arrival.samples_for_frame(_meta(0))
+    assert s.t_ns.tolist() == [10**15] and (s.x_px[0], s.y_px[0]) == (50.0, 25.0)
+
+
+def test_pupil_remote_normalised_and_best_of_n_sync():
+    cap = FakePupilCapture()
+    rx = PupilRemoteReceiver(None, port=cap.rep_port, sync_clock=True, sync_rounds=3)
+    rx.start()
+    try:
+        assert rx.wait_connected(5.0)
+        assert rx.clock_rtt_ns >= 0
+
+        def pump() -> bool:
+            cap.send("gaze.3d.0.", {"norm_pos": [0.25, 0.75], "timestamp": 1000.5, "confidence": 1.0})
+            return len(rx.queue) > 0
+
+        assert _wait(pump)
+        t, x, y, _ = rx.queue.drain()
+        assert (x[0], y[0]) == pytest.approx((0.25, 0.25))  # normalised, origin top-left
+    finally:
+        rx.stop()
+        cap.close()

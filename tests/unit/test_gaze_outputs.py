@@ -38,7 +38,7 @@ def _mapping(mode: str) -> tuple[GazeMapping, AOIConfig]:
     x = np.array([60.0, 60.0, 40.0, 50.0, 5.0, 150.0])
     y = np.array([40.0, 40.0, 40.0, 52.0, 5.0, 50.0])
     tr = GazeTrack(t, x, y, np.ones(6), np.array([0, 20 * ms], np.int64), 100, 100, "test")
-    cfg = AOIConfig(shape="pupil", mode=mode, eye_radius_px=5, nose_radius_px=4, mouth_margin_px=1,
+    cfg = AOIConfig(shape="pupil", mode=mode, radius_mode="px", eye_radius_px=5, nose_radius_px=4, mouth_margin_px=1,
                     gaze_radius_px=0)
     lm = _square_face()
     return map_track(tr, {0: [(7, lm)], 1: [(7, lm)]}, cfg), cfg

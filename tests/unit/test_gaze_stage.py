@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from rtface.errors import ConfigError
+from rtface.errors import ConfigError, TransportError
 from rtface.gaze.live import PIXEL_GAZE_TOPIC, GazeQueue
 from rtface.gaze.providers import LiveGazeProvider, RecordingGazeProvider
 from rtface.gaze.readers import read_pupil_player
@@ -38,7 +38,10 @@ def test_registered_and_contract():
 
 @pytest.mark.parametrize("kw,field", [
     (dict(aoi_shape="box"), "aoi_shape"), (dict(mode="any"), "mode"), (dict(live="tcp"), "live"),
-    (dict(live="zmq"), "live_endpoint"), (dict(live="pupil"), "scene_width"), (dict(priority=("iris",)), "unknown"),
+    (dict(live="pixel_zmq"), "live_endpoint"), (dict(live="zmq"), "live_endpoint"),
+    (dict(scene_width=640), "scene_width"), (dict(priority=("iris",)), "unknown"),
+    (dict(radius_mode="cm"), "radius_mode"), (dict(live_match="x"), "live_match"),
+    (dict(eye_radius_iod=-1.0), "eye_radius_iod"),
 ])
 def test_param_errors(kw, field):
     with pytest.raises(ConfigError, match=field):
@@ -114,3 +117,13 @@ def test_recording_provider_frames_and_rescale():
     st.process(np.zeros((1080, 1088, 3), np.uint8), res)
     assert res.extras["gaze"]["aoi"] == ["off_face"] * int(np.sum(prov.frame_idx == 1))
     st.close()
+
+
+def test_live_pupil_remote_unreachable_fails_in_open():
+    with zmq.Context.instance().socket(zmq.REP) as s:
+        s.setsockopt(zmq.LINGER, 0)
+        port = s.bind_to_random_port("tcp://127.0.0.1")  # bound, never answers
+        st = GazeAOIStage("gaze", GazeAOIParams(live="pupil_remote", live_port=port, live_connect_timeout_s=0.3))
+        with pytest.raises(TransportError, match=f"tcp://127.0.0.1:{port}"):
+            st.open()
+        st.close()
