@@ -114,7 +114,7 @@ def engine_run(video: str, n: int, config: str, realtime: bool) -> dict:
     cfg = load_config(None if config == "default" else config)
     cfg = with_overrides(cfg, source={"spec": video, "realtime": realtime, "loop": True},
                          engine={"max_frames": n}, publish={"endpoint": "tcp://127.0.0.1:0", "sndhwm": 1000},
-                         output={"path": ""})
+                         output={"path": ""}, control={"enabled": False})
     engine = Engine(cfg)
     stage_ms: dict[str, list[float]] = {}
     per_face: dict[str, list[float]] = {}

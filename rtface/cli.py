@@ -49,17 +49,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         pub["endpoint"] = args.endpoint
     if args.no_publish:
         pub["enabled"] = False
+    ctl = {}
+    if args.control:
+        ctl["endpoint"] = args.control
+    if args.no_control:
+        ctl["enabled"] = False
     if args.out:
         out["path"] = args.out
     if args.max_frames is not None:
         eng["max_frames"] = args.max_frames
-    cfg = with_overrides(cfg, source=src, publish=pub, output=out, engine=eng)
+    cfg = with_overrides(cfg, source=src, publish=pub, output=out, engine=eng, control=ctl)
     engine = Engine(cfg)
     tty = sys.stderr.isatty()
     last = 0.0
     t0 = time.monotonic()
     print(f"rtface {__version__}: source {cfg.source.spec}"
           + (f" | publishing on {cfg.publish.endpoint}" if cfg.publish.enabled else "")
+          + (f" | control on {cfg.control.endpoint}" if cfg.control.enabled else "")
           + (f" | writing {cfg.output.path}" if cfg.output.path else ""), file=sys.stderr)
     try:
         for _ in engine.results():
@@ -131,6 +137,23 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ctl(args: argparse.Namespace) -> int:
+    import json
+
+    from rtface.transport.control import send_command
+
+    kwargs = {}
+    if args.face_id is not None:
+        kwargs["face_id"] = args.face_id
+    if args.path:
+        kwargs["path"] = str(os.path.abspath(args.path))
+    if args.command_name in ("save_neutral", "load_neutral") and ("face_id" not in kwargs or "path" not in kwargs):
+        raise RtfaceError(f"{args.command_name.replace('_', '-')} needs --face-id and --path")
+    result = send_command(args.endpoint, args.command_name, timeout_s=args.timeout, **kwargs)
+    print(json.dumps(result, indent=2, default=str) if not isinstance(result, str) else result)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtface", description="Real-time facial behaviour engine")
     p.add_argument("--version", action="version", version=f"rtface {__version__}")
@@ -150,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--endpoint", help="ZeroMQ PUB endpoint (default tcp://127.0.0.1:5555)")
     r.add_argument("--no-publish", action="store_true", help="do not open a ZeroMQ socket")
     r.add_argument("--max-frames", type=int, help="stop after this many frames")
+    r.add_argument("--control", help="control channel endpoint (default tcp://127.0.0.1:5556; see `rtface ctl`)")
+    r.add_argument("--no-control", action="store_true", help="do not open the control channel")
     r.set_defaults(func=cmd_run)
 
     li = sub.add_parser("listen", help="print a readable line for each message a running engine publishes")
@@ -158,6 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--count", type=int, default=0, help="stop after N messages (0 = never)")
     li.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (0 = never)")
     li.set_defaults(func=cmd_listen)
+
+    c = sub.add_parser("ctl", help="send a command to a running engine (control channel)")
+    c.add_argument("command_name", metavar="COMMAND",
+                   choices=["ping", "stats", "stop", "calibrate_neutral", "save_neutral", "load_neutral"],
+                   type=lambda s: s.replace("-", "_"),
+                   help="ping | stats | stop | calibrate-neutral | save-neutral | load-neutral")
+    c.add_argument("--face-id", type=int, help="face id (calibrate: default every tracked face)")
+    c.add_argument("--path", help=".npz file for save-neutral / load-neutral")
+    c.add_argument("--endpoint", default="tcp://127.0.0.1:5556")
+    c.add_argument("--timeout", type=float, default=5.0)
+    c.set_defaults(func=cmd_ctl)
 
     for mod in ("rtface.emotion.cli", "rtface.gaze.cli"):
         try:

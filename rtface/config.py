@@ -6,6 +6,7 @@ Layout of a config file::
     [engine]    ring_slots, max_frames, stats_interval_s
     [publish]   enabled, endpoint, sndhwm, include_landmarks
     [output]    path, write_canonical
+    [control]   enabled, endpoint
     [[stages]]  kind, name, on_error, <stage parameters ...>
 
 Stage parameters are the fields of the stage class's ``Params`` dataclass; an unknown or mistyped field is a
@@ -66,6 +67,12 @@ class PublishConfig:
 
 
 @dataclass(frozen=True)
+class ControlConfig:
+    enabled: bool = True  # REP socket for commands (calibrate/save/load neutral, stats, stop)
+    endpoint: str = "tcp://127.0.0.1:5556"  # loopback by default
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     path: str = ""  # .parquet or .csv; "" = no file
     write_canonical: bool = False  # also write canonical landmarks cX_i, cY_i, cZ_i (cm)
@@ -87,6 +94,7 @@ class EngineConfig:
     engine: EngineSettings = EngineSettings()
     publish: PublishConfig = PublishConfig()
     output: OutputConfig = OutputConfig()
+    control: ControlConfig = ControlConfig()
     stages: tuple[StageConfig, ...] = ()
     origin: str = "<defaults>"  # file the config came from, for messages
 
@@ -194,7 +202,7 @@ def _stage_config(i: int, table: Any, origin: str) -> StageConfig:
 
 def config_from_dict(data: dict[str, Any], origin: str = "<dict>") -> EngineConfig:
     """Validate a parsed TOML document into an EngineConfig (checks stage order too)."""
-    allowed = {"source", "engine", "publish", "output", "stages"}
+    allowed = {"source", "engine", "publish", "output", "control", "stages"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"{origin}: unknown section '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
@@ -205,11 +213,12 @@ def config_from_dict(data: dict[str, Any], origin: str = "<dict>") -> EngineConf
                           f"got {engine.ring_slots}")
     publish = build_dataclass(PublishConfig, data.get("publish", {}), f"{origin}: [publish]")
     output = build_dataclass(OutputConfig, data.get("output", {}), f"{origin}: [output]")
+    control = build_dataclass(ControlConfig, data.get("control", {}), f"{origin}: [control]")
     raw_stages = data.get("stages", [{"kind": "landmarks"}])
     if not isinstance(raw_stages, list):
         raise ConfigError(f"{origin}: 'stages' must be an array of tables ([[stages]])")
     stages = tuple(_stage_config(i, t, origin) for i, t in enumerate(raw_stages))
-    cfg = EngineConfig(source, engine, publish, output, stages, origin)
+    cfg = EngineConfig(source, engine, publish, output, control, stages, origin)
     check_graph(cfg)
     return cfg
 

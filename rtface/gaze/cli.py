@@ -79,7 +79,7 @@ def build_config(config: str | None, video: Path, gaze_params: dict[str, Any], b
 
     cfg = load_config(config)
     cfg = with_overrides(cfg, source={"spec": str(video), "realtime": False, "loop": False},
-                         publish={"enabled": False}, engine={"max_frames": 0})
+                         publish={"enabled": False}, engine={"max_frames": 0}, control={"enabled": False})
     lm = next((s for s in cfg.stages if s.kind == "landmarks"), None)
     if lm is None:
         lm = StageConfig("landmarks", "landmarks", "skip", 10, LandmarkParams(), LandmarkStage)

@@ -51,6 +51,7 @@ class Engine:
         self._stop = threading.Event()
         self._slots: list[_StageSlot] = []
         self.publisher = None
+        self.control = None
         self.writer = None
         self.source = None
         self.grabber = None
@@ -82,6 +83,10 @@ class Engine:
                 if not ok:
                     log.warning("no subscriber after %.1f s on %s; starting anyway", cfg.publish.wait_timeout_s,
                                 self.publisher.endpoint)
+        if cfg.control.enabled:
+            from rtface.transport.control import ControlServer
+
+            self.control = ControlServer(cfg.control.endpoint, self.handle_command)
         if cfg.output.path:
             from rtface.output.table_writer import TableWriter
 
@@ -126,6 +131,36 @@ class Engine:
             self.output_path = self.writer.close(complete=complete)
         if self.publisher is not None:
             self.publisher.close()
+        if self.control is not None:
+            self.control.close()
+
+    def stage(self, method: str) -> Stage:
+        """The first stage offering ``method`` (e.g. 'calibrate_neutral'); StageError if none does."""
+        for slot in self._slots:
+            if callable(getattr(slot.stage, method, None)):
+                return slot.stage
+        raise StageError(f"no stage in this pipeline supports {method!r} (add a 'canonical' stage)")
+
+    def handle_command(self, req: dict):
+        """Run one control command in the processing thread (see rtface.transport.control)."""
+        cmd = req["cmd"]
+        if cmd == "ping":
+            return "pong"
+        if cmd == "stats":
+            return self.stats.snapshot(self.drops())
+        if cmd == "stop":
+            self.stop()
+            return "stopping"
+        if cmd == "calibrate_neutral":
+            fid = req.get("face_id")
+            return {"calibrated_now": self.stage(cmd).calibrate_neutral(None if fid is None else int(fid))}
+        if cmd == "save_neutral":
+            return str(self.stage(cmd).save_neutral(int(req["face_id"]), str(req["path"])))
+        if cmd == "load_neutral":
+            meta = self.stage(cmd).load_neutral(int(req["face_id"]), str(req["path"]))
+            return {k: str(v) for k, v in meta.items()}
+        raise ValueError(f"unknown command {cmd!r} (ping, stats, stop, calibrate_neutral, save_neutral, "
+                         f"load_neutral)")
 
     def __enter__(self) -> "Engine":
         return self
@@ -192,6 +227,8 @@ class Engine:
             au_names, emo_names = self.names("aus"), self.names("emotion")
             read = self.ring.read_latest if self.live else self.ring.read_next
             while not self._stop.is_set():
+                if self.control is not None:
+                    self.control.poll()
                 now = time.monotonic()
                 if now >= next_stats:
                     self._publish_stats()

@@ -11,6 +11,8 @@ from tests.conftest import SAMPLE_VIDEO
 
 
 def rtface(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    if args and args[0] == "run" and not any(a.startswith("--control") for a in args):
+        args = (*args, "--no-control")
     return subprocess.run([sys.executable, "-m", "rtface", *args], capture_output=True, text=True, timeout=timeout)
 
 

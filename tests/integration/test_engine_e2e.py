@@ -27,6 +27,7 @@ def make_engine(source, *, stages=None, publish=None, output="", **engine) -> En
         "engine": engine,
         "publish": publish or {"enabled": False},
         "output": {"path": str(output)},
+        "control": {"enabled": False},
         "stages": stages or [{"kind": "landmarks"}],
     })
     return Engine(cfg)

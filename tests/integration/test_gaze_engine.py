@@ -138,6 +138,7 @@ def test_live_pupil_gaze_through_engine():
     cfg = config_from_dict({
         "source": {"spec": str(VIDEO), "realtime": True},  # played like a camera: live semantics
         "publish": {"endpoint": endpoint, "wait_subscribers": 1, "sndhwm": 1000},
+        "control": {"enabled": False},
         "stages": [{"kind": "landmarks"},
                    {"kind": "gaze_aoi", "name": "gaze", "live": "pupil_remote", "live_host": "127.0.0.1",
                     "live_port": fake.rep_port, "live_window_ns": WINDOW_NS, "on_error": "raise"}],
