@@ -1,0 +1,1 @@
+"""Build-time helpers for scripts/build_au_basis.py (not part of the installed rtface package)."""
