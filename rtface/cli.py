@@ -101,10 +101,11 @@ def _print_summary(engine, elapsed_s: float) -> None:
     for name, p in s.get("stage_ms", {}).items():
         print(f"  stage {name:<12} p50 {p['p50']:7.2f} ms  p99 {p['p99']:7.2f} ms", file=sys.stderr)
     drops = s.get("drops", {})
-    ring = drops.get("ring", {})
-    src = drops.get("source", {})
-    print(f"drops: ring overruns {ring.get('overruns', 0)}, skipped {ring.get('skipped', 0)}, "
-          f"stage errors {sum(drops.get('stage_errors', {}).values())}, source {src}", file=sys.stderr)
+    ring, src = drops.get("ring", {}), drops.get("source", {})
+    src_keys = ("decode_errors", "premature_end", "late_frames", "reconnects", "failed_reads", "gap_ns")
+    src_txt = ", ".join(f"{k} {src[k]}" for k in src_keys if k in src)
+    print(f"drops: ring overruns {ring.get('overruns', 0)}, reader skipped {ring.get('skipped', 0)}, "
+          f"stage errors {sum(drops.get('stage_errors', {}).values())} | source: {src_txt}", file=sys.stderr)
     if engine.output_path is not None:
         print(f"wrote {engine.writer.rows} rows ({engine.writer.frames} frames) to {engine.output_path}",
               file=sys.stderr)

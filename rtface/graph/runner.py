@@ -74,6 +74,7 @@ class Engine:
             self._slots.append(_StageSlot(st, sc.on_error, sc.max_errors))
         for slot in self._slots:
             slot.stage.open()
+            slot.stage.warmup()
         if cfg.publish.enabled:
             from rtface.transport.publisher import Publisher
 

@@ -40,6 +40,10 @@ class Stage:
     def open(self) -> None:
         """Acquire resources (models, files). Called once before the first frame."""
 
+    def warmup(self) -> None:
+        """Compile/load JIT kernels and lazy models without touching per-face state. Called after ``open``,
+        before the first frame, so live latency does not pay for compilation."""
+
     def process(self, image: np.ndarray, result: FrameResult) -> None:
         """Read ``image`` (BGR uint8, H x W x 3, read-only) and earlier outputs in ``result``; write own outputs."""
         raise NotImplementedError

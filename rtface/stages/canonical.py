@@ -98,6 +98,15 @@ class CanonicalStage(Stage):
             neutral, _ = load_neutral(self.params.neutral_file)
             self._file_neutral = neutral
 
+    def warmup(self) -> None:
+        """Run metric 3D + Procrustes once on the canonical face seen by a 640x480 camera (compiles the kernels)."""
+        intr = Intrinsics.from_config(640, 480, None, None, None, None, self.params.vertical_fov_deg)
+        v = np.asarray(load_canonical_model().vertices_cm, dtype=np.float64)
+        z = 50.0 - v[:, 2]  # face 50 cm in front of the camera, canonical z towards the viewer
+        px = np.stack([intr.fx * v[:, 0] / z + intr.cx, -intr.fy * v[:, 1] / z + intr.cy,
+                       -intr.fx * v[:, 2] / 50.0], axis=1).astype(np.float32)
+        PoseSolver().fit(metric_landmarks(px, intr))
+
     def close(self) -> None:
         with self._lock:
             self._estimators.clear()
