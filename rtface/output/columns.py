@@ -46,14 +46,19 @@ class TableLayout:
     extra_scalars: tuple[str, ...] = ()  # per-face scalar extras, e.g. ("pspi",)
     write_canonical: bool = False
 
-    def scalar_columns(self) -> list[str]:
-        cols = list(BASE)
-        if self.has_pose:
-            cols += POSE
-        cols += [f"{n}_r" for n in self.au_names] + [f"{n}_c" for n in self.au_names]
+    def head_columns(self) -> list[str]:
+        """Scalar columns written before the landmarks (OpenFace order: frame.., pose.., then landmarks)."""
+        return list(BASE) + (list(POSE) if self.has_pose else [])
+
+    def tail_columns(self) -> list[str]:
+        """Scalar columns written after the landmarks (AU *_r block, AU *_c block, emotions, extras)."""
+        cols = [f"{n}_r" for n in self.au_names] + [f"{n}_c" for n in self.au_names]
         cols += [f"emotion_{n}" for n in self.emotion_names]
         cols += list(self.extra_scalars)
         return cols
+
+    def scalar_columns(self) -> list[str]:
+        return self.head_columns() + self.tail_columns()
 
     def landmark_columns(self) -> list[str]:
         r = range(N_LANDMARKS)
@@ -63,4 +68,7 @@ class TableLayout:
         return cols
 
     def columns(self) -> list[str]:
-        return self.scalar_columns() + self.landmark_columns()
+        """File column order: head scalars, x/y/z landmarks, tail scalars, canonical landmarks (if any)."""
+        lm = self.landmark_columns()
+        n = 3 * N_LANDMARKS
+        return self.head_columns() + lm[:n] + self.tail_columns() + lm[n:]

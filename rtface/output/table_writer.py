@@ -49,10 +49,11 @@ class TableWriter:
     def _open(self) -> None:
         import pyarrow as pa
 
-        fields = [pa.field(c, pa.from_numpy_dtype(np.dtype(INT_COLUMNS.get(c, "float64"))))
-                  for c in self.scalar_cols]
-        fields += [pa.field(c, pa.float32()) for c in self.lm_cols]
-        self._schema = pa.schema(fields)
+        lm = set(self.lm_cols)
+        self._order = self.layout.columns()
+        self._schema = pa.schema([
+            pa.field(c, pa.float32() if c in lm else pa.from_numpy_dtype(np.dtype(INT_COLUMNS.get(c, "float64"))))
+            for c in self._order])
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
@@ -124,8 +125,8 @@ class TableWriter:
         if self._writer is None:
             self._open()
         n = self._n
-        arrays = []
         exact = {"frame": 0, "face_id": 1, "t_capture_ns": 2}
+        by_name = {}
         for j, c in enumerate(self.scalar_cols):
             col = self._scal[:n, j]
             dt = INT_COLUMNS.get(c)
@@ -133,9 +134,11 @@ class TableWriter:
                 col = self._ints[:n, exact[c]].astype(dt)
             elif dt is not None:
                 col = np.nan_to_num(col, nan=-1 if c == "face_id" else 0).astype(dt)
-            arrays.append(pa.array(col))
+            by_name[c] = col
         lm = self._lm[:n]
-        arrays += [pa.array(lm[:, j]) for j in range(lm.shape[1])]
+        for j, c in enumerate(self.lm_cols):
+            by_name[c] = lm[:, j]
+        arrays = [pa.array(by_name[c]) for c in self._order]
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
         self._n = 0
 
