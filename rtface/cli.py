@@ -109,6 +109,8 @@ def _print_summary(engine, elapsed_s: float) -> None:
     if engine.output_path is not None:
         print(f"wrote {engine.writer.rows} rows ({engine.writer.frames} frames) to {engine.output_path}",
               file=sys.stderr)
+        for p in engine.session_paths:
+            print(f"wrote session summary {p}", file=sys.stderr)
 
 
 def cmd_listen(args: argparse.Namespace) -> int:

@@ -59,6 +59,7 @@ class Engine:
         self.live = False
         self.summary: dict = {}
         self.output_path: Path | None = None
+        self.session_paths: list[Path] = []
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -130,6 +131,10 @@ class Engine:
                 log.warning("stage %s: close failed: %s", slot.stage.name, exc)
         if self.writer is not None:
             self.output_path = self.writer.close(complete=complete)
+            if complete and self.summary:
+                from rtface.output.session_writer import write_session
+
+                self.session_paths = write_session(self.output_path, self.summary)
         if self.publisher is not None:
             self.publisher.close()
         if self.control is not None:

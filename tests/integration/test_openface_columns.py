@@ -43,3 +43,8 @@ def test_full_pipeline_csv_speaks_openface(tmp_path):
     assert set(t.column("AU12_c").to_pylist()) <= {0, 1}
     assert all(0.99 < sum(r) < 1.01 for r in zip(*[t.column(c).to_pylist() for c in ours
                                                    if c.startswith("emotion_")]))
+    session = list(csv.DictReader(open(tmp_path / "r_session.csv")))
+    assert [r["face_id"] for r in session] == ["0"]
+    for var in ("fac_AU12int_mean", "fac_AU12int_std", "fac_AU12pres_pct", "fac_pspi_mean"):
+        assert var in session[0] and session[0][var] != ""
+    assert (tmp_path / "r_session.json").exists()
