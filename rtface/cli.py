@@ -45,6 +45,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         src["realtime"] = args.realtime
     if args.loop:
         src["loop"] = True
+    if args.allow_incomplete:
+        src["allow_incomplete"] = True
     if args.endpoint:
         pub["endpoint"] = args.endpoint
     if args.no_publish:
@@ -172,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pace a file at its frame rate, as if it were a camera (may drop frames)")
     r.add_argument("--no-realtime", dest="realtime", action="store_false", help="process every frame, fast")
     r.add_argument("--loop", action="store_true", help="restart a file at its end")
+    r.add_argument("--allow-incomplete", action="store_true",
+                   help="accept a truncated or partly undecodable file (default: exit 2, keep a .partial output)")
     r.add_argument("--out", help="write one row per face per frame to this .parquet or .csv file")
     r.add_argument("--endpoint", help="ZeroMQ PUB endpoint (default tcp://127.0.0.1:5555)")
     r.add_argument("--no-publish", action="store_true", help="do not open a ZeroMQ socket")

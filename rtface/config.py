@@ -47,6 +47,7 @@ class SourceConfig:
     realtime: bool = False  # pace a file at its own fps, as if it were a camera (live semantics: may drop)
     loop: bool = False  # restart a file at its end
     fps: float = 30.0  # frame rate assumed for image folders
+    allow_incomplete: bool = False  # accept a file that ended early or had undecodable frames (else: error)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rtface.config import SAMPLE_VIDEO, EngineConfig, load_config
-from rtface.errors import RtfaceError, StageError
+from rtface.errors import RtfaceError, SourceError, StageError
 from rtface.graph.stage import Stage
 from rtface.graph.stats import RunStats
 from rtface.output.columns import TableLayout
@@ -210,6 +210,18 @@ class Engine:
                     log.error("stage '%s' disabled after %d errors", st.name, slot.errors)
             result.stage_ms[st.name] = (time.perf_counter() - t0) * 1e3
 
+    def _check_complete(self) -> None:
+        """At the end of a file: a truncated or partly undecodable file is an error unless allowed."""
+        if self.live or self.config.source.allow_incomplete or self.grabber is None:
+            return
+        st = self.grabber.stats()
+        if st.get("premature_end") or st.get("decode_errors"):
+            raise SourceError(
+                f"source {self.source.name}: incomplete file: {st.get('frames_read', '?')} frames decoded of "
+                f"{st.get('frames_expected', '?')} expected, {st.get('decode_errors', 0)} decode error(s)"
+                f"{', stream ended early (truncated?)' if st.get('premature_end') else ''}; "
+                f"use --allow-incomplete ([source] allow_incomplete = true) to accept the frames that decoded")
+
     def _publish_stats(self) -> None:
         if self.publisher is None:
             return
@@ -244,6 +256,7 @@ class Engine:
                     if self.ring.closed and self.ring.error is not None:
                         raise self.ring.error
                     if self.ring.closed and self.ring.stats().get("unread", 0) == 0:
+                        self._check_complete()
                         break
                     continue
                 h, w = frame.image.shape[:2]

@@ -85,3 +85,25 @@ def test_listen_prints_readable_lines_from_a_running_engine():
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert len(lines) == 5, (out, err)
     assert any(ln.startswith("frame ") and "faces=1" in ln for ln in lines), lines
+
+
+def _truncated_copy(tmp_path) -> "Path":
+    from tests.unit.test_sources import _faststart
+
+    data = _faststart(SAMPLE_VIDEO.read_bytes())
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    return cut
+
+
+def test_truncated_video_is_an_error_and_output_stays_partial(tmp_path):
+    cut = _truncated_copy(tmp_path)
+    out = tmp_path / "r.csv"
+    p = rtface("run", "--source", str(cut), "--no-publish", "--out", str(out))
+    assert p.returncode == 2, p.stderr
+    assert "cut.mp4" in p.stderr and "incomplete file" in p.stderr and "ended early" in p.stderr
+    assert not out.exists()
+    partial = pcsv.read_csv(tmp_path / "r.csv.partial")
+    assert 20 < partial.num_rows < 72  # the frames before the cut are kept
+    ok = rtface("run", "--source", str(cut), "--no-publish", "--out", str(out), "--allow-incomplete")
+    assert ok.returncode == 0 and out.exists()
