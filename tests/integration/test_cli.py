@@ -7,19 +7,13 @@ import sys
 
 import pyarrow.csv as pcsv
 
-from tests.conftest import SAMPLE_VIDEO
+from tests.conftest import SAMPLE_VIDEO, free_port
 
 
 def rtface(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     if args and args[0] == "run" and not any(a.startswith("--control") for a in args):
         args = (*args, "--no-control")
     return subprocess.run([sys.executable, "-m", "rtface", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_run_file_to_csv(tmp_path):
@@ -87,7 +81,7 @@ def test_listen_prints_readable_lines_from_a_running_engine():
     assert any(ln.startswith("frame ") and "faces=1" in ln for ln in lines), lines
 
 
-def _truncated_copy(tmp_path) -> "Path":
+def _truncated_copy(tmp_path):
     from tests.unit.test_sources import _faststart
 
     data = _faststart(SAMPLE_VIDEO.read_bytes())

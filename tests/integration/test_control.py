@@ -1,22 +1,16 @@
 """Control channel against a running engine: calibrate, save and load a person's neutral, stats, stop."""
 from __future__ import annotations
 
-import socket
 import threading
 
 import numpy as np
 import pytest
 
+from tests.conftest import free_port
 from rtface.config import config_from_dict
 from rtface.errors import TransportError
 from rtface.graph.runner import Engine
 from rtface.transport.control import send_command
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_neutral_commands_on_a_running_engine(tmp_path):

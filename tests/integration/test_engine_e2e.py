@@ -1,7 +1,6 @@
 """End to end: real video -> real MediaPipe -> real ZeroMQ sockets on loopback -> decoding subscriber."""
 from __future__ import annotations
 
-import socket
 import threading
 
 import numpy as np
@@ -12,13 +11,7 @@ from rtface.config import config_from_dict
 from rtface.errors import StageError
 from rtface.graph.runner import Engine
 from rtface.transport.subscriber import Subscriber
-from tests.conftest import SAMPLE_VIDEO, VIDEO
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import SAMPLE_VIDEO, VIDEO, free_port
 
 
 def make_engine(source, *, stages=None, publish=None, output="", **engine) -> Engine:

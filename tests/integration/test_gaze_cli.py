@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import video_landmarks
 from rtface.cli import main
 from rtface.gaze.aoi import OFF_FACE
 from rtface.gaze.cli import BAR_PLOT, MERGED, OVERLAY, PERCENTAGES, run_gaze
@@ -23,23 +24,10 @@ TARGETS = ("left_eye", "right_eye", "nose", "mouth", OFF_FACE)
 
 
 def _landmarks_per_frame() -> list[np.ndarray]:
-    """A landmark pass of our own (MediaPipe FaceMesh, 478 points, px) over the sample video."""
-    import cv2
-    import mediapipe as mp
-
-    cap = cv2.VideoCapture(str(VIDEO))
-    out: list[np.ndarray] = []
-    with mp.solutions.face_mesh.FaceMesh(max_num_faces=1, refine_landmarks=True) as fm:
-        while True:
-            ok, img = cap.read()
-            if not ok:
-                break
-            h, w = img.shape[:2]
-            res = fm.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-            out.append(np.array([[p.x * w, p.y * h] for p in res.multi_face_landmarks[0].landmark]))
-    cap.release()
-    assert len(out) == 72
-    return out
+    """The shared landmark pass (MediaPipe FaceMesh, 478 points, px) over the sample video."""
+    _, faces = video_landmarks(str(VIDEO))
+    assert len(faces) == 72 and all(f is not None for f in faces)
+    return [f[:, :2] for f in faces]
 
 
 def _target(xy: np.ndarray, name: str) -> np.ndarray:

@@ -2,7 +2,6 @@
 ``live = "pupil_remote"`` alone) -> frame messages on a real ZeroMQ subscriber. Real MediaPipe on the sample video."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ import msgpack
 import numpy as np
 import zmq
 
+from tests.conftest import free_port, video_landmarks
 from rtface.config import config_from_dict, load_config
 from rtface.gaze.aoi import OFF_FACE
 from rtface.graph.runner import Engine
@@ -21,29 +21,10 @@ TARGETS = ("left_eye", "right_eye", "nose", OFF_FACE)
 WINDOW_NS = 20_000_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _target_points() -> dict[str, np.ndarray]:
     """Eye / nose positions (px) averaged over a landmark pass of the video, and a point 40 px left of the face."""
-    import cv2
-    import mediapipe as mp
-
-    cap = cv2.VideoCapture(str(VIDEO))
-    lms = []
-    with mp.solutions.face_mesh.FaceMesh(max_num_faces=1, refine_landmarks=True) as fm:
-        while True:
-            ok, img = cap.read()
-            if not ok:
-                break
-            h, w = img.shape[:2]
-            res = fm.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-            lms.append([[p.x * w, p.y * h] for p in res.multi_face_landmarks[0].landmark])
-    cap.release()
-    xy = np.mean(np.array(lms), axis=0)
+    _, faces = video_landmarks(str(VIDEO))
+    xy = np.mean(np.array([f[:, :2] for f in faces]), axis=0)
     return {"left_eye": xy[473], "right_eye": xy[468], "nose": xy[1],
             OFF_FACE: np.array([xy[:468, 0].min() - 40.0, xy[1, 1]])}
 

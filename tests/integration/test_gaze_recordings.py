@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import video_landmarks
 from rtface.gaze.align import assign_frames, median_interval_ns
 from rtface.gaze.aoi import OFF_FACE, AOIConfig
 from rtface.gaze.mapping import map_track
@@ -58,29 +59,11 @@ def test_neon_native_alignment_sanity():
 # ---------------------------------------------------------------------------------------------- real face video
 @pytest.fixture(scope="module")
 def face_frames():
-    """Real MediaPipe FaceMesh (478 landmarks) on every frame of the embedded sample video."""
-    import cv2
-    import mediapipe as mp
-
-    cap = cv2.VideoCapture(str(VIDEO))
-    frames, faces = [], {}
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True) as fm:
-        k = 0
-        while True:
-            ok, img = cap.read()
-            if not ok:
-                break
-            h, w = img.shape[:2]
-            res = fm.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-            if res.multi_face_landmarks:
-                lm = np.array([[p.x * w, p.y * h, p.z * w] for p in res.multi_face_landmarks[0].landmark],
-                              dtype=np.float32)
-                faces[k] = [(0, lm)]
-            frames.append((w, h))
-            k += 1
-    cap.release()
-    assert len(frames) == 72 and len(faces) == 72
-    return frames, faces
+    """Real MediaPipe FaceMesh (478 landmarks) on every frame of the embedded sample video (shared pass)."""
+    sizes, lms = video_landmarks(str(VIDEO))
+    faces = {k: [(0, lm)] for k, lm in enumerate(lms) if lm is not None}
+    assert len(sizes) == 72 and len(faces) == 72
+    return list(sizes), faces
 
 
 TARGETS = ("left_eye", "right_eye", "nose", "mouth", OFF_FACE)
