@@ -1,10 +1,14 @@
 #!/usr/bin/env python
 """Build rtface/data/au_basis/au_basis.npz: FACS AU displacement bases on MediaPipe's 478-landmark canonical face.
 
-Method ("MediaPipe-perceived" bases): render the MakeHuman hm08 head with FACSHuman AU deltas at several weights and
-three camera/light conditions with a NumPy z-buffer, detect with MediaPipe FaceMesh (refine_landmarks), map to the
-canonical frame with the runtime's own geometry (rtface.geometry), take the least-squares slope over the weight,
-then remove the weighted similarity component, mirror-symmetrise, soft-mask the far field and validate.
+Method (hybrid "MediaPipe-perceived" + geometric bases, see NOTICE.md / report.md): render the MakeHuman hm08 head
+with FACSHuman AU deltas at several weights and three camera/light conditions with a NumPy z-buffer, detect with
+MediaPipe FaceMesh (refine_landmarks), map to the canonical frame with the runtime's own geometry (rtface.geometry),
+take the least-squares slope over the weight (the detector-measured field). For the AUs in GEO_AUS (those where the
+detector on the untextured render does not follow the morph: cos(measured, geometric) < 0.55 in the first build)
+the column is instead the geometric transfer of the source morph to the landmarks, with the aperture (lid/inner-lip)
+and face-oval landmarks taken from the measured field. Every column is then made free of the similarity motion of
+the stable anchors (ANCHORS, the same re-alignment the solver applies at run time), mirror-symmetrised and validated.
 
 Usage (from the repo root): python scripts/build_au_basis.py --shared ../shared/data --out rtface/data/au_basis
 """
@@ -55,6 +59,20 @@ ICT_CHECK = {"AU01": "browInnerUp", "AU02": "browOuterUp", "AU04": "browDown", "
              "AU43": "eyeBlink"}
 ICT_WEIGHTS = (0.5, 1.0)
 FACS_AT_UNIT = 5.0   # ASSUMPTION: FACSHuman weight 1.0 ~ FACS intensity E (= 5)
+# Stable anchors (forehead, glabella, nasal bridge, inner/outer eye corners): hardly moved by any AU. Columns are
+# made free of the anchor-weighted similarity motion and the solver re-aligns each frame on the same anchors
+# (rtface.au.solve), so alignment drift of the runtime pose (whose Procrustes set includes cheeks/jaw/nose alae that
+# expressions move) cancels. Stored in the npz meta as "solve_realign_anchors".
+ANCHORS = (10, 9, 8, 151, 6, 168, 197, 195, 33, 263, 133, 362)
+# AUs whose column is the geometric transfer (rule: cos(measured, geometric) < 0.55 in the development build of
+# 2026-11-21; the detector barely follows smooth-skin motion on the untextured render and instead moves the mouth
+# region / chin, which made AU04/AU09/AU10 absorb real smiles). AU06 (cos 0.11) is the exception and stays
+# measured: its geometric column (cheek skin up ~1 cm, nothing at the lid) is never selected on real smiles
+# (development people), where MediaPipe reports ~0.15 cm of cheek motion; the detector-perceived coupling is the
+# only cheek-raise signal MediaPipe gives (see report.md, "Design decisions").
+GEO_AUS = ("AU04", "AU05", "AU07", "AU09", "AU10", "AU14", "AU15", "AU20", "AU23")
+GEO_COS_MIN = 0.55
+JAW_AUS = ("AU17", "AU26")  # AUs whose columns keep the jaw/chin silhouette landmarks (the jaw line moves)
 
 
 def sha256(p: Path) -> str:
@@ -85,7 +103,7 @@ def ict_crosscheck(args: argparse.Namespace, names: list[str], basis: np.ndarray
     out = {}
     for au, shape in ICT_CHECK.items():
         b = slopes(meas, shape, ICT_WEIGHTS, 1)[0]
-        b = pp.remove_similarity(0.5 * (b + pp.mirror(b, mirror_idx)), c, w478)[0]
+        b = pp.remove_similarity(0.5 * (b + pp.mirror(b, mirror_idx)), c, w478)[0]  # w478 = anchor weights here
         out[au] = (shape, val.cosine(b[:468], basis[names.index(au)][:468].astype(np.float64)))
     return out
 
@@ -143,12 +161,24 @@ def main(argv: list[str] | None = None) -> int:
     row_w = np.ones(478)
     row_w[pp.IRIS_IDS] = 0.0
 
-    def process(meas_b: np.ndarray, geo_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """-> (final field, similarity-cleaned measured field, similarity-cleaned geometric field)."""
-        m_c = pp.remove_similarity(meas_b, c, w478)[0]
-        g_c = pp.remove_similarity(geo_b, c, w478)[0]
-        mask = pp.soft_mask(g_c, m_c, c)
-        return pp.finish(m_c, mask, c, w478), m_c, g_c
+    w_align = np.zeros(478)
+    w_align[list(ANCHORS)] = 1.0
+
+    def process(meas_b: np.ndarray, geo_b: np.ndarray, use_geo: bool, jaw: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> (final field, anchor-realigned measured field, anchor-realigned geometric field)."""
+        m_c = pp.remove_similarity(meas_b, c, w_align)[0]
+        g_c = pp.remove_similarity(geo_b, c, w_align)[0]
+        b = pp.hybrid(m_c, g_c) if use_geo else m_c
+        # far-field mask around the source morph's own support (geometric field > 10 % of its max; 1 within 1 cm,
+        # Gaussian sigma 1.5 cm beyond): removes detector noise on the silhouette/far landmarks
+        mask = pp.soft_mask(g_c, m_c, c, top=0)
+        # face-oval (silhouette) landmarks: the worst correspondences, both measured (detector noise) and geometric
+        # (pins on the silhouette land on neck/scalp). Kept only on the jaw/chin line (canonical y < -3 cm) of the
+        # AUs that move the jaw (JAW_AUS), zero elsewhere.
+        oval = pp.FACE_OVAL_IDS
+        mask[oval] *= ((c[oval, 1] < -3.0) & jaw).astype(float)
+        return pp.finish(b, mask, c, w_align), m_c, g_c
 
     stats: dict[str, dict] = {}
     final: dict[str, np.ndarray] = {}
@@ -158,13 +188,15 @@ def main(argv: list[str] | None = None) -> int:
         asym = float(np.linalg.norm(b - pp.mirror(b, mirror_idx)) / np.linalg.norm(b))
         b_sym = 0.5 * (b + pp.mirror(b, mirror_idx))
         g_sym = 0.5 * (geo[tgt] + pp.mirror(geo[tgt], mirror_idx))
-        fin, m_c, g_c = process(b_sym, g_sym)
+        fin, m_c, g_c = process(b_sym, g_sym, au in GEO_AUS, au in JAW_AUS)
         final[au] = fin
-        full_disp[au] = full
+        # calibration input: the measured weight-1 render, or for geometric columns the column itself
+        full_disp[au] = fin if au in GEO_AUS else pp.remove_similarity(full, c, w_align)[0]
         vc = [val.cosine(per_view[i], per_view[j], rows_ok) for i in range(nv) for j in range(i + 1, nv)]
         stats[au] = {"source": tgt, "r2": r2, "asym": asym, "view_cos": float(np.mean(vc)) if vc else float("nan"),
                      "cos_geo": val.cosine(m_c, g_c, rows_ok), "cos_geo_xy": val.cosine(m_c[:, :2], g_c[:, :2], rows_ok),
-                     "sim_unweighted": pp.similarity_fraction(fin, c)}
+                     "sim_unweighted": pp.similarity_fraction(fin, c), "column": "geometric" if au in GEO_AUS
+                     else "measured"}
     lr_final: dict[str, np.ndarray] = {}
     lr_full: dict[str, np.ndarray] = {}
     for au, (tl, tr) in LR.items():
@@ -172,15 +204,20 @@ def main(argv: list[str] | None = None) -> int:
         br, pvr, r2r, fr = slopes(meas, tr, WEIGHTS, nv)
         b_l = 0.5 * (bl + pp.mirror(br, mirror_idx))
         g_l = 0.5 * (geo[tl] + pp.mirror(geo[tr], mirror_idx))
-        fin, m_c, g_c = process(b_l, g_l)
+        fin, m_c, g_c = process(b_l, g_l, au in GEO_AUS, au in JAW_AUS)
         lr_final[au + "_L"], lr_final[au + "_R"] = fin, pp.mirror(fin, mirror_idx)
-        lr_full[au + "_L"], lr_full[au + "_R"] = fl, fr
+        if au in GEO_AUS:
+            lr_full[au + "_L"], lr_full[au + "_R"] = fin, pp.mirror(fin, mirror_idx)
+        else:
+            lr_full[au + "_L"] = pp.remove_similarity(fl, c, w_align)[0]
+            lr_full[au + "_R"] = pp.remove_similarity(fr, c, w_align)[0]
         lr_asym = float(np.linalg.norm(bl - pp.mirror(br, mirror_idx)) / np.linalg.norm(bl))
         for side, t, r2 in (("_L", tl, r2l), ("_R", tr, r2r)):
             stats[au + side] = {"source": t, "r2": r2, "asym": lr_asym, "view_cos": float("nan"),
                                 "cos_geo": val.cosine(m_c, g_c, rows_ok) if side == "_L" else float("nan"),
                                 "cos_geo_xy": val.cosine(m_c[:, :2], g_c[:, :2], rows_ok) if side == "_L"
-                                else float("nan"), "sim_unweighted": pp.similarity_fraction(lr_final[au + side], c)}
+                                else float("nan"), "sim_unweighted": pp.similarity_fraction(lr_final[au + side], c),
+                                "column": "geometric" if au in GEO_AUS else "measured"}
 
     names = list(BILATERAL)
     basis = np.stack([final[n] for n in names]).astype(np.float32)
@@ -203,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         stats[n]["a_hat"], stats[n]["u2f"] = float(a_hat_lr[k]), float(unit_to_facs_lr[k])
 
     # --- validation ---
-    ict_cos = ict_crosscheck(args, names, basis, c, w478, mirror_idx)
+    ict_cos = ict_crosscheck(args, names, basis, c, w_align, mirror_idx)
     for n in names:
         stats[n]["ict"] = ict_cos.get(n, (None, float("nan")))
     rng = np.random.default_rng(0)
@@ -216,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
          "nnls_noisy": val.nnls_recovery(mat_v, 200, rng, noise_cm)}
     combos = {}
     for k, job in combo_jobs.items():
-        a = val.solve(mat, meas[job] - meas[(0, ())], row_w)
+        a = val.solve(mat, pp.remove_similarity(meas[job] - meas[(0, ())], c, w_align)[0], row_w)
         combos[k] = (COMBOS[k], {n: float(a[i]) for i, n in enumerate(names)})
     v["combos"] = combos
-    london = val.london_photos(args.shared / "faces" / "london", mat, row_w)
+    london = val.london_photos(args.shared / "faces" / "london", mat, row_w, c, w_align)
     v["london"] = None if london is None else [(pid, (a * unit_to_facs).tolist()) for pid, a in london]
     t_total = time.time() - t_start
     v["t_render"], v["t_total"], v["n_images"] = t_render, t_total, len(jobs)
@@ -240,11 +277,17 @@ def main(argv: list[str] | None = None) -> int:
                     {"file": "au_sources/facshuman/makehuman_base/base.obj.xz",
                      "licence": "CC0 (MakeHuman hm08 base mesh)"},
                     {"file": "rtface/data/mediapipe/face_model_with_iris.obj", "licence": "Apache-2.0"}],
-        "method": "MediaPipe-perceived: render hm08 + w*delta (numpy z-buffer, 640 px, focal 1000, 2x supersampled),"
-                  " FaceMesh(static_image_mode, refine_landmarks) -> rtface.geometry metric_landmarks + PoseSolver "
-                  "-> canonical frame; LS slope over w through the origin, averaged over views; weighted "
-                  "(MediaPipe Procrustes weights) similarity removal; mirror symmetrisation; soft far-field mask "
-                  "(1 within 1 cm of the geometric-transfer support, Gaussian sigma 1.5 cm beyond); iris rows zero.",
+        "method": "Hybrid MediaPipe-perceived / geometric: render hm08 + w*delta (numpy z-buffer, 640 px, focal "
+                  "1000, 2x supersampled), FaceMesh(static_image_mode, refine_landmarks) -> rtface.geometry "
+                  "metric_landmarks + PoseSolver -> canonical frame; LS slope over w through the origin, averaged "
+                  "over views (measured field). Columns of " + ", ".join(GEO_AUS) + " = geometric transfer of the "
+                  "source morph (delta at the hm08 surface point under each landmark of the frontal neutral render), "
+                  "with lid/inner-lip aperture and face-oval landmarks from the measured field; the others = "
+                  "measured field. Similarity motion of the stable anchors " + str(list(ANCHORS)) + " removed "
+                  "(the solver re-aligns on the same anchors); mirror symmetrisation; soft far-field mask (1 within "
+                  "1 cm of the source morph's geometric support, Gaussian sigma 1.5 cm beyond); iris rows zero.",
+        "solve_realign_anchors": list(ANCHORS),
+        "geometric_columns": list(GEO_AUS),
         "weights": list(WEIGHTS), "views": [vw.__dict__ for vw in views],
         "targets": {n: stats[n]["source"] for n in names + names_lr},
         "unit_to_facs_assumption": f"FACSHuman weight 1.0 = FACS {FACS_AT_UNIT} (E); divided by the NNLS "

@@ -9,6 +9,15 @@ canonical template it was built on. Solved with :mod:`rtface.kernels.nnls` on pr
 ``ridge`` is relative: ``ridge_abs = ridge * mean(diag(B^T W B))`` (dimensionless, so it does not depend on the
 basis' cm scale). Activations become FACS intensities ``clip(a * unit_to_facs, 0, 5)``.
 
+Expression re-alignment (``realign_anchors``): the runtime pose-free frame comes from MediaPipe's 33 weighted
+Procrustes landmarks, which include points that expressions move (cheeks 205/425, jaw 136/365, nose alae), so an
+expression also tilts/shifts the whole face a little (alignment drift). With anchors given (the shipped basis names
+them in its meta ``solve_realign_anchors``: forehead, glabella, nasal bridge, eye corners) each frame's displacement
+``d`` is first stripped of its infinitesimal similarity motion (translation, rotation, uniform scale) fitted by least
+squares on those anchors, ``d <- d - S (S_a^T S_a)^-1 S_a^T d_a`` (S = similarity tangent of the template). The
+basis columns were made free of the same motion at build time, so both sides live in the same frame. The projection
+is folded into the precomputed ``A^T W``: no per-frame cost.
+
 Landmark weights (w_l): face-oval (silhouette) landmarks are the worst correspondences and are down-weighted
 (``weight_contour``); iris landmarks move with gaze, not expression, and default to weight 0 (``weight_iris``).
 
@@ -18,6 +27,7 @@ only the diagnostic ``last_rounds`` is written per call, so use one solver per t
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +47,33 @@ FACE_OVAL_IDS: tuple[int, ...] = (
 IRIS_IDS: tuple[int, ...] = tuple(range(468, 478))
 
 
+def similarity_tangent(points: np.ndarray) -> np.ndarray:
+    """(N*3, 7) infinitesimal similarity motions of ``points`` (N, 3) cm: tx, ty, tz, rotations about x, y, z, scale."""
+    p = np.asarray(points, dtype=np.float64)
+    n = len(p)
+    t = np.zeros((n, 3, 7))
+    t[:, 0, 0] = t[:, 1, 1] = t[:, 2, 2] = 1.0
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    t[:, 1, 3], t[:, 2, 3] = -z, y
+    t[:, 0, 4], t[:, 2, 4] = z, -x
+    t[:, 0, 5], t[:, 1, 5] = -y, x
+    t[:, :, 6] = p
+    return t.reshape(n * 3, 7)
+
+
+def realign_projector_terms(template_cm: np.ndarray, anchors: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(S (1434, 7), K (7, 1434)) with ``d - S @ (K @ d)`` = d minus its anchor-fitted similarity motion."""
+    ids = np.asarray(sorted({int(i) for i in anchors}), dtype=np.int64)
+    if ids.size < 3 or ids.min() < 0 or ids.max() >= N_LANDMARKS:
+        raise ConfigError(f"realign anchors must be >= 3 landmark ids in 0..{N_LANDMARKS - 1}, got {list(anchors)}")
+    S = similarity_tangent(template_cm)
+    rows = (ids[:, None] * 3 + np.arange(3)[None, :]).reshape(-1)
+    Sa = S[rows]
+    K = np.zeros((7, N_LANDMARKS * 3))
+    K[:, rows] = np.linalg.solve(Sa.T @ Sa, Sa.T)
+    return S, K
+
+
 def landmark_weights(weight_contour: float = 0.25, weight_iris: float = 0.0) -> np.ndarray:
     """(478,) float64 per-landmark weights: 1 everywhere, ``weight_contour`` on the face oval, ``weight_iris`` on
     the iris points. Weights must be finite and >= 0."""
@@ -54,7 +91,9 @@ class AUSolver:
 
     ``basis`` needs ``names`` (K,), ``matrix`` (1434, K) cm per unit activation (rows = landmark*3 + axis) and
     ``unit_to_facs`` (K,) (FACS points per unit activation). ``upper``: FACS upper bound per AU (scalar or (K,);
-    None = unbounded). ``landmark_weights``: (478,) >= 0 or None (all ones).
+    None = unbounded). ``landmark_weights``: (478,) >= 0 or None (all ones). ``realign_anchors``: landmark ids for
+    the per-frame similarity re-alignment (module doc; None = off); ``template_cm``: the template the tangent is
+    taken at (default: the canonical model).
     """
 
     def __init__(
@@ -66,6 +105,8 @@ class AUSolver:
         landmark_weights: np.ndarray | None = None,
         max_iter: int = 50,
         tol: float = 1e-9,
+        realign_anchors: Sequence[int] | None = None,
+        template_cm: np.ndarray | None = None,
     ) -> None:
         names = tuple(str(n) for n in basis.names)
         matrix = np.asarray(basis.matrix, dtype=np.float64)
@@ -93,6 +134,14 @@ class AUSolver:
         if np.any(diag <= 0):
             bad = [names[i] for i in np.flatnonzero(diag <= 0)]
             raise DataError(f"AU basis columns {bad} have no (weighted) displacement")
+        if realign_anchors is not None:
+            if template_cm is None:
+                from rtface.geometry.canonical_model import load_canonical_model
+
+                template_cm = load_canonical_model().vertices_cm
+            S, K = realign_projector_terms(np.asarray(template_cm, dtype=np.float64), realign_anchors)
+            AtW = np.ascontiguousarray(AtW - (AtW @ S) @ K)
+        self.realign_anchors = None if realign_anchors is None else tuple(int(i) for i in realign_anchors)
         self.ridge_abs = float(ridge * diag.mean())
         G = G0.copy()
         G[np.diag_indices_from(G)] += self.ridge_abs

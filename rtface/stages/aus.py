@@ -1,7 +1,8 @@
 """Action Unit stage: canonical landmarks -> FACS AU intensities (0-5), presence, PSPI, session summaries.
 
 For each ``Face`` with ``canonical_cm`` set it solves the bounded ridge NNLS of ``canonical_cm - template`` on the
-AU basis (:mod:`rtface.au.solve`), warm-started from that face id's previous activations, and fills
+AU basis (:mod:`rtface.au.solve`; re-aligned per frame on the basis' stable anchors when the basis names them and
+``realign`` is true), warm-started from that face id's previous activations, and fills
 ``au_intensity`` ((K,) float32 0-5, order = :attr:`AUStage.names`), ``au_presence`` ((K,) bool, hysteresis,
 :mod:`rtface.au.presence`) and ``extras["pspi"]`` (float 0-16, :mod:`rtface.au.session`). Every published face
 frame is added to the session accumulators (:meth:`AUStage.summary`).
@@ -43,6 +44,7 @@ class AUParams:
     min_neutral_ready: bool = False  # true: publish/accumulate AUs only once face.neutral_ready is set
     pspi_threshold: float = 1.0  # session fac_pspi_pct counts frames with PSPI >= this
     max_iter: int = 50  # NNLS rounds per solve (warm-started solves typically need 1-3)
+    realign: bool = True  # re-align each frame on the basis' stable anchors (meta "solve_realign_anchors"), if any
 
 
 @register_stage
@@ -106,8 +108,10 @@ class AUStage(Stage):
 
             template = np.asarray(load_canonical_model().vertices_cm, dtype=np.float64)
         weights = landmark_weights(p.weight_contour, p.weight_iris)
+        meta = getattr(basis, "meta", None) or {}
+        anchors = meta.get("solve_realign_anchors") if p.realign else None
         self._solver = AUSolver(basis, ridge=p.ridge, upper=p.upper_bound, landmark_weights=weights,
-                                max_iter=p.max_iter)
+                                max_iter=p.max_iter, realign_anchors=anchors, template_cm=template)
         self.names = self._solver.names
         self._template = template
         self._presence = PresenceTracker(len(self.names), on_threshold=p.presence_on,

@@ -4,13 +4,30 @@
   uniform scale about the origin) using the runtime's Procrustes weights, so that p0 + a*b maps to itself under
   the runtime alignment to first order;
 - mirror symmetrisation with the canonical left/right landmark map;
-- soft far-field mask around the AU's support; iris landmarks (468..477) zeroed.
+- soft far-field mask around the AU's support (no longer used by the build); iris landmarks (468..477) zeroed;
+- hybrid column: geometric transfer on skin landmarks, detector-measured field on the lid/inner-lip aperture and
+  face-oval landmarks (where a pixel->surface pin is unreliable).
 """
 from __future__ import annotations
 
 import numpy as np
 
 IRIS_IDS = np.arange(468, 478)
+# Lid-margin and inner-lip landmarks (aperture edges) and the face-oval (silhouette) landmarks: their pixel->surface
+# pin in the geometric transfer is unreliable (eyeball / mouth cavity / silhouette under them).
+APERTURE_IDS = np.array(sorted({159, 158, 157, 160, 161, 386, 385, 384, 387, 388, 246, 466, 173, 398, 13, 82, 81, 80,
+                                191, 312, 311, 310, 415, 145, 144, 153, 154, 163, 374, 373, 380, 381, 390, 7, 249,
+                                155, 382, 14, 87, 178, 88, 95, 317, 402, 318, 324}))
+FACE_OVAL_IDS = np.array([10, 21, 54, 58, 67, 93, 103, 109, 127, 132, 136, 148, 149, 150, 152, 162, 172, 176, 234,
+                          251, 284, 288, 297, 323, 332, 338, 356, 361, 365, 377, 378, 379, 389, 397, 400, 454])
+
+
+def hybrid(measured: np.ndarray, geometric: np.ndarray) -> np.ndarray:
+    """Geometric field with the aperture and face-oval landmarks replaced by the measured field (both (478,3))."""
+    out = geometric.copy()
+    out[APERTURE_IDS] = measured[APERTURE_IDS]
+    out[FACE_OVAL_IDS] = measured[FACE_OVAL_IDS]
+    return out
 
 
 def similarity_tangent(c: np.ndarray) -> np.ndarray:

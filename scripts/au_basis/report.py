@@ -91,35 +91,85 @@ def report_md(names, basis, names_lr, basis_lr, stats, v, c, sets, meta) -> str:
     return "\n".join(L) + "\n"
 
 
-DESIGN_NOTES = """## Design decisions and known gaps (from development runs of this script, 2026-11-21)
+DESIGN_NOTES = """## Design decisions (real-face read-out rework, 2026-11-21)
 
-- **Runtime-consistent frame.** Each render is mapped exactly as the runtime maps a camera frame
-  (`rtface.geometry.camera.metric_landmarks` with the true intrinsics fx = fy = 1000, c = 320, then
-  `rtface.geometry.pose.PoseSolver`). The similarity component is removed with the runtime's Procrustes weights, so
-  a column is what the AU solver sees after the runtime alignment. Those weights include landmarks that expressions
-  move (nose alae 129/358, cheeks 205/425, jaw 136/365), so some columns carry a small whole-face drift (column
-  "unweighted sim. frac"). A solver that adds 7 signed similarity nuisance columns, or an alignment on stable anchors
-  only, would allow more local bases.
-- **AU12 source.** FACSHuman's bilateral `12` also raises the lower-lip centre and chin by ~0.5 cm (its
-  `12_b` = L12 + R12 does not). `12_b` was tried: the London smiles then gave AU12 mean 0.68 FACS (vs 1.73 with
-  `12`), the rendered AU06+AU12 combination was recovered as AU06 1.70 / AU12 0.36, and the weight-1 `12_b` render
-  solved to only 0.43. `12` is kept.
-- **AU06 is perceived mainly at the mouth corners.** FACSHuman's AU6 moves the cheek skin straight up (up to
-  1.1 cm) without narrowing the eye; MediaPipe on the smooth render responds with small mouth-corner and lower-lip
-  motion, not cheek motion (cos with the geometric transfer 0.11). ICT-FaceKit's cheekRaiser/cheekSquint (which do
-  push the lower lid up) were measured the same way and substituted for AU06 in a trial: on the London smiles AU09
-  stayed the largest activation (mean 1.11 and 1.05 activation units vs AU06 0.34 / 0.49), so the FACSHuman AU06 is
-  kept and the ICT head is only used for the cross-check column.
-- **Real smiles load AU09 and AU04.** On the 12 London neutral/smile pairs the solve attributes much of the smile to
-  AU09 (nose wrinkler) and AU04, besides AU06/AU12: the real mouth corners move about as much sideways as up
-  (canonical (0.38, 0.37, -0.40) cm mean), steeper than the FACSHuman/ICT smile targets, and Duchenne eye
-  narrowing/brow lowering has no better column than AU09. Treat AU09 in smiles with suspicion until the AU stage is
-  validated on labelled data.
-- **AU10** (upper-lip raiser) is perceived with as much lower-lip/chin motion (landmarks 18, 83, 313) as upper-lip
-  motion; the upper lip carries >= 0.6 of the column maximum (tested).
-- **Geometric transfer** pins each detected landmark of the frontal neutral render to the hm08 surface point under
-  it (lid and inner-lip landmarks snapped to the lid/lip skin). Its cosine with the measured field is high only for
-  big, well-textured motions (AU12 0.86, AU26 0.70); MediaPipe under-responds to smooth-skin motion (cheeks, nose).
+Evaluation protocol (scripts of the development session; the same evidence is tests/integration/test_aus_real.py):
+London Set, 12 people; development decisions used only the 6 people at odd positions in sorted id order
+(003, 008, 025, 038, 045, 087); the other 6 and the video are held out. Each person's neutral is estimated from a
+moved copy of the neutral photo (rotate +-6 deg, scale 0.85, shift 40/-25 px), and both the smiling photo
+(*smile*) and the neutral photo itself (*neutral*) are canonicalized with it, so the neutral carries real
+re-detection noise. Video: rtface/data/samples/single_face.mp4 (FaceMesh in video mode), neutral = median of the
+first 10 frames, first vs last 30 frames. Solver = AU stage defaults (ridge 0.01, upper 5, contour weight 0.25).
+FACS units.
+
+**Before** (previous basis: measured columns, MediaPipe-weighted similarity removal, no solve-time re-alignment):
+
+| all 12 | AU01 | AU02 | AU04 | AU05 | AU06 | AU07 | AU09 | AU10 | AU12 | AU14 | AU15 | AU17 | AU20 | AU23 | AU24 | AU25 | AU26 | AU28 | AU43 |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| smile | 0.14 | 0.11 | 2.44 | 0.49 | 3.56 | 0.41 | 2.97 | 1.58 | 2.16 | 0.05 | 0.44 | 1.18 | 0.51 | 0.00 | 0.40 | 1.39 | 0.10 | 0.00 | 0.55 |
+| neutral | 0.05 | 0.12 | 0.82 | 0.69 | 1.22 | 0.10 | 0.02 | 0.27 | 0.10 | 0.00 | 0.05 | 1.93 | 0.00 | 0.00 | 0.67 | 0.24 | 0.00 | 0.00 | 0.28 |
+| video 1st s | 0.05 | 0.08 | 1.52 | 0.16 | 0.17 | 0.25 | 2.23 | 0.99 | 1.95 | 0.01 | 0.10 | 0.12 | 0.95 | 0.09 | 0.02 | 1.24 | 0.52 | 0.03 | 0.63 |
+| video last s | 0.00 | 0.00 | 3.76 | 0.00 | 0.04 | 0.03 | 4.97 | 1.86 | 4.74 | 0.00 | 0.00 | 0.00 | 3.19 | 0.00 | 0.00 | 3.46 | 1.49 | 0.00 | 0.35 |
+
+Smile > neutral: AU12 10/12, AU06 10/12; strongest smile AUs AU06, AU09, AU04, AU12.
+
+**After** (this basis, solver re-aligning on the anchors):
+
+| | AU01 | AU02 | AU04 | AU05 | AU06 | AU07 | AU09 | AU10 | AU12 | AU14 | AU15 | AU17 | AU20 | AU23 | AU24 | AU25 | AU26 | AU28 | AU43 |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| smile, all 12 | 0.05 | 0.06 | 0.73 | 0.59 | 4.19 | 0.23 | 1.61 | 0.27 | 2.43 | 0.09 | 0.49 | 0.87 | 0.31 | 0.09 | 0.22 | 1.30 | 0.45 | 0.50 | 1.13 |
+| neutral, all 12 | 0.01 | 0.37 | 0.53 | 0.31 | 1.01 | 0.30 | 0.30 | 0.05 | 0.04 | 0.00 | 0.23 | 0.54 | 0.00 | 0.03 | 0.21 | 0.11 | 0.01 | 0.04 | 0.19 |
+| smile, dev 6 | 0.00 | 0.12 | 0.75 | 0.44 | 5.00 | 0.01 | 1.72 | 0.10 | 2.40 | 0.15 | 0.69 | 0.18 | 0.23 | 0.19 | 0.00 | 1.20 | 0.44 | 0.32 | 1.14 |
+| neutral, dev 6 | 0.00 | 0.40 | 0.50 | 0.46 | 1.54 | 0.38 | 0.30 | 0.01 | 0.00 | 0.00 | 0.24 | 0.64 | 0.01 | 0.02 | 0.13 | 0.15 | 0.01 | 0.05 | 0.25 |
+| smile, held-out 6 | 0.11 | 0.00 | 0.72 | 0.74 | 3.39 | 0.45 | 1.51 | 0.43 | 2.46 | 0.03 | 0.29 | 1.56 | 0.39 | 0.00 | 0.44 | 1.41 | 0.46 | 0.67 | 1.12 |
+| neutral, held-out 6 | 0.02 | 0.34 | 0.57 | 0.16 | 0.49 | 0.22 | 0.29 | 0.09 | 0.07 | 0.00 | 0.22 | 0.45 | 0.00 | 0.04 | 0.28 | 0.06 | 0.01 | 0.03 | 0.13 |
+| video 1st s (held out) | 0.06 | 0.04 | 0.54 | 0.26 | 0.84 | 0.16 | 0.88 | 0.07 | 1.92 | 0.21 | 0.30 | 0.20 | 0.41 | 0.00 | 0.02 | 1.48 | 0.54 | 0.12 | 1.13 |
+| video last s (held out) | 0.00 | 0.00 | 1.06 | 0.03 | 0.26 | 0.04 | 2.13 | 0.31 | 4.82 | 0.72 | 0.62 | 0.01 | 0.99 | 0.00 | 0.00 | 4.42 | 1.25 | 0.00 | 1.65 |
+
+Smile > neutral: AU12 11/12 (dev 5/6, held-out 6/6), AU06 11/12 (dev 6/6, held-out 5/6). With the photo's OWN
+neutral (smile only, same noisy neutral photo as reference) AU06 is up in only 10/12. Strongest smile AUs: AU06,
+AU12, AU09, AU25. Video: AU12 1.92 -> 4.82 and the strongest AU in the last second; AU09 0.88 -> 2.13, AU04
+0.54 -> 1.06.
+
+What changed and why:
+- **Stable-anchor re-alignment at build AND solve time.** Columns are made free of the similarity motion fitted on
+  the anchors 10, 9, 8, 151, 6, 168, 197, 195, 33, 263, 133, 362, and the solver (rtface.au.solve, `realign_anchors`
+  from this file's meta `solve_realign_anchors`) strips the same motion from every frame. This removes the
+  alignment drift of the runtime pose (its Procrustes set contains cheeks, jaw and nose alae). Alone it did not help
+  (development people: AU09 4.35, AU04 1.69, AU12 1.71 on smiles).
+- **Geometric columns for the AUs the detector does not follow on the render.** cos(measured, geometric) < 0.55
+  (first build) for AU04, AU05, AU06, AU07, AU09, AU10, AU14, AU15, AU20, AU23: MediaPipe on the untextured hm08
+  render hardly moves the brows/cheeks/nose for these morphs but moves the mouth region and chin instead (e.g. the
+  measured AU04 moved the chin 0.33 cm/unit, AU09 pushed the mouth corners and lower lip back); those columns then
+  absorbed real smiles. For these AUs (except AU06) the column is now the geometric transfer of the FACSHuman morph
+  to the landmarks (aperture landmarks of lids/inner lips and the face oval from the measured field). Development
+  people, re-aligned: AU12 2.84, AU09 1.77, AU04 0.24, AU06 0.13 with AU06 geometric too.
+- **AU06 stays measured.** Its geometric column (cheek skin up ~1 cm at weight 1, lower lid unchanged) was never
+  selected on real smiles (development: AU06 0.13 / 0.00), because MediaPipe reports only ~0.15 cm of cheek motion
+  on real smiles and the AU12 column already explains it. The detector-perceived AU06 (mouth corners up/back) is
+  the only cheek-raise signal MediaPipe gives; with it AU06 is up in 6/6 development smiles. Consequence: AU06 is
+  coupled to mouth-corner motion and is the largest smile AU; treat AU06 intensity with caution.
+- **Far-field mask** around the source morph's own geometric support only (previously also around the 10 largest
+  measured displacements, which kept detector artefacts), and the face-oval (silhouette) landmarks zeroed in every
+  column except the jaw line of AU17/AU26. This also lowered the condition number.
+
+Tried and not kept:
+- AU12 from FACSHuman `12_b` (= L12 + R12, no lower-lip lift): development smiles AU12 0.66 (vs 2.84 with `12`),
+  in the geometric and mixed variants alike; `12` is kept (its lower-lip lift is real in the source morph).
+- Geometric columns for every AU: cond 34.9, AU12 1.13 on development smiles, AU14 1.88 and AU09 2.86 took over
+  (inner-lip/jaw AUs need the measured field). Pure geometric (no measured aperture points): cond 73.8, AU09 3.51.
+- Geometric columns for AU04/06/09/10 only: AU14 (dimpler, measured) then competed with AU12 (held-out AU14 2.64).
+- Stable-anchor alignment with the previous soft mask / a hard geometric-support mask: AU09 stayed the top smile AU.
+- A ridge of 0.01 vs 0: no material change (differences <= 0.1 FACS).
+- py-feat region maps (pyfeat_maps/au_region_map.json, MIT) as support masks: not used; they mark the muscles'
+  locations (e.g. AU12 = zygomaticus on the cheek, AU26 = masseter), not where the landmarks move.
+- Not tried for lack of time: separated-lip renders, detector under-response correction per region, L1 / group
+  priors, per-AU upper bounds, and any recalibration of unit_to_facs (still "FACSHuman weight 1.0 = FACS E";
+  for geometric columns the factor is ~5 per unit because the weight-1 field is the column itself).
+
+Known gaps: AU06 is a mouth-corner-coupled proxy (see above); AU09 is still ~1.6 on plain smiles and ~2.1 on the
+broad video smile (below AU12, but not near zero); AU43 reads ~1.1 on smiles (eye narrowing) and ~1.1-1.7 on the
+video; the neutral photo with re-detection noise still reads AU06 ~1.0 and AU17 ~0.5.
 """
 
 
@@ -149,8 +199,12 @@ Per-AU source targets, numbers and validation: `report.md`; all metadata: `meta_
   human FACS coders on real faces. Each AU's factor is 5 divided by the activation the weight-1.0 render of that
   AU gets when solved against this basis (corrects for non-linear detector response and crosstalk between columns;
   that activation is clipped to 0.5..2, so factors lie in 2.5..10);
-  detector under-response to the motion itself is already inside the basis, because it was measured through
-  MediaPipe. Real faces may move differently from the hm08 head; expect intensities to be off by a factor.
+  for the measured columns the detector under-response is inside the basis (measured through MediaPipe); for the
+  geometric columns (meta `geometric_columns`) it is not, and their factor is ~5 per unit because the weight-1
+  field is the column itself. Real faces may move differently from the hm08 head; expect intensities to be off by
+  a factor.
+- The solver must re-align each frame on the stable anchors in meta `solve_realign_anchors` (rtface.au.solve does
+  this when the AU stage loads this file); the columns are free of that similarity motion.
 - One synthetic head (hm08, default proportions), three camera/light conditions, painted (not photographic)
   albedo. The basis is mirror-symmetrised; left/right columns are mirror images of each other.
 - Iris landmarks (468-477) are zero: the solver should not use them.

@@ -51,9 +51,12 @@ def solve(m: np.ndarray, disp: np.ndarray, row_w: np.ndarray | None = None) -> n
     return nnls(m, y)[0]
 
 
-def london_photos(root: Path, m: np.ndarray, row_w: np.ndarray) -> list[tuple[str, np.ndarray]] | None:
+def london_photos(root: Path, m: np.ndarray, row_w: np.ndarray, c: np.ndarray, w_align: np.ndarray
+                  ) -> list[tuple[str, np.ndarray]] | None:
     """Neutral vs smiling photos of the London set through the runtime geometry; per person the NNLS activations
-    of (smile - neutral). Returns None if the photos are not there."""
+    of (smile - neutral), re-aligned on the anchors (w_align) like the runtime solver. None if the photos are
+    not there."""
+    from .postprocess import remove_similarity
     import cv2
 
     from rtface.geometry.camera import Intrinsics
@@ -79,7 +82,7 @@ def london_photos(root: Path, m: np.ndarray, row_w: np.ndarray) -> list[tuple[st
                 h, w = img.shape[:2]
                 pf.append(det.posefree(lm, Intrinsics.from_config(w, h))[0])
             if len(pf) == 2:
-                out.append((pid, solve(m, pf[1] - pf[0], row_w)))
+                out.append((pid, solve(m, remove_similarity(pf[1] - pf[0], c, w_align)[0], row_w)))
     finally:
         det.close()
     return out

@@ -21,12 +21,18 @@ REQUIRED = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU1
 BROW_INNER = {107, 66, 65, 55, 105, 336, 296, 295, 285, 334, 52, 282, 9, 8, 151}
 BROW_OUTER = {70, 63, 105, 53, 46, 66, 52, 300, 293, 334, 283, 276, 296, 282}
 UPPER_LID = {159, 158, 157, 160, 161, 386, 385, 384, 387, 388, 246, 466, 173, 398, 27, 257, 28, 258, 29, 259,
-             56, 286}
-LOWER_LID = {145, 144, 153, 154, 163, 374, 373, 380, 381, 390, 7, 249, 23, 253, 22, 252, 24, 254, 110, 339}
+             56, 286, 247, 467, 30, 260}
+LOWER_LID = {145, 144, 153, 154, 163, 374, 373, 380, 381, 390, 7, 249, 23, 253, 22, 252, 24, 254, 110, 339,
+             117, 118, 346, 347, 111, 340, 31, 261, 228, 448, 229, 449, 230, 450}  # lid margin + infraorbital skin
+# nose alae, nasolabial region and the cheek next to the nose (AU09 nose wrinkler, AU10 upper-lip raiser)
+NOSE_NASOLABIAL = {129, 358, 102, 331, 203, 423, 206, 426, 36, 266, 142, 371, 209, 429, 49, 279, 48, 278, 98, 327,
+                   64, 294, 219, 439, 217, 437, 198, 420, 100, 329, 101, 330, 205, 425, 216, 436, 165, 391, 92, 322}
 MOUTH_CORNERS = {61, 291, 76, 306, 62, 292, 78, 308, 146, 375, 185, 409, 184, 408, 77, 307, 57, 287, 186, 410,
                  43, 273, 95, 324, 191, 415}
 UPPER_LIP = {0, 37, 267, 39, 269, 40, 270, 11, 12, 72, 302, 38, 268, 41, 271, 13, 82, 312, 81, 311, 80, 310}
 LOWER_LIP = {17, 84, 314, 181, 405, 91, 321, 14, 87, 317, 178, 402, 88, 318, 15, 86, 316, 16, 85, 315, 146, 375}
+# lateral to / below the mouth corners (buccinator dimple of AU14)
+DIMPLE = MOUTH_CORNERS | {43, 273, 202, 422, 106, 335, 204, 424, 194, 418, 57, 287, 212, 432, 214, 434, 210, 430}
 CHIN = {18, 83, 313, 200, 199, 175, 152, 201, 421, 208, 428, 182, 406, 17, 84, 314, 16, 85, 315}
 JAW_OPEN = LOWER_LIP | CHIN
 
@@ -34,15 +40,17 @@ JAW_OPEN = LOWER_LIP | CHIN
 TOP5 = {
     "AU01": (BROW_INNER, "inner brows"), "AU02": (BROW_OUTER, "outer brows"), "AU04": (BROW_INNER, "inner brows"),
     "AU05": (UPPER_LID, "upper lids"), "AU43": (UPPER_LID, "upper lids"), "AU07": (LOWER_LID, "lower lids"),
-    "AU12": (MOUTH_CORNERS, "mouth corners"), "AU14": (MOUTH_CORNERS, "mouth corners"),
+    "AU12": (MOUTH_CORNERS, "mouth corners"), "AU14": (DIMPLE, "mouth corners / dimple"),
+    "AU09": (NOSE_NASOLABIAL, "nose / nasolabial"), "AU10": (NOSE_NASOLABIAL | UPPER_LIP, "nasolabial / upper lip"),
     "AU15": (MOUTH_CORNERS, "mouth corners"), "AU23": (UPPER_LIP, "upper lip"), "AU28": (UPPER_LIP, "upper lip"),
     "AU24": (LOWER_LIP, "lower lip"), "AU25": (UPPER_LIP | LOWER_LIP, "inner lips"),
     "AU26": (JAW_OPEN, "lower lip / chin"), "AU17": (CHIN, "chin"),
 }
-# MediaPipe-perceived couplings (see report.md): these AUs are checked more loosely: the named region must carry
-# at least `frac` of the column's largest landmark displacement.
-REGION_SHARE = {"AU06": (MOUTH_CORNERS | LOWER_LID, 0.9), "AU09": (MOUTH_CORNERS, 0.9),
-                "AU10": (UPPER_LIP, 0.6), "AU20": (MOUTH_CORNERS, 0.8)}
+# Looser checks (see report.md): the named region must carry at least `frac` of the column's largest landmark
+# displacement. AU06 is the detector-measured column (MediaPipe perceives the hm08 cheek raise mostly at the mouth
+# corners); AU10's geometric column raises the nasolabial region more than the lip vermilion (FACSHuman morph).
+REGION_SHARE = {"AU06": (MOUTH_CORNERS | LOWER_LID, 0.9), "AU10": (UPPER_LIP, 0.3),
+                "AU20": (MOUTH_CORNERS, 0.8)}
 
 
 @pytest.fixture(scope="module")

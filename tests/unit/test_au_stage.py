@@ -243,3 +243,29 @@ def test_shipped_basis_recovers_synthetic_expressions() -> None:
     stage = AUStage("aus", AUParams())  # loads the shipped basis itself
     stage.open()
     assert stage.names == tuple(basis.names)
+
+
+def test_realign_removes_anchor_similarity_motion() -> None:
+    """With realign anchors, a small whole-face similarity motion added to an expression does not change the
+    solve; without them it does. The projection only uses the anchor landmarks."""
+    from rtface.au.solve import similarity_tangent
+
+    basis = synth_basis()
+    tmpl = load_canonical_model().vertices_cm
+    anchors = (10, 9, 8, 151, 6, 168, 197, 195, 33, 263, 133, 362)
+    # make the synthetic columns free of the anchor similarity, as the basis build does
+    S = similarity_tangent(tmpl)
+    rows = (np.array(anchors)[:, None] * 3 + np.arange(3)).reshape(-1)
+    coef = np.linalg.lstsq(S[rows], basis.matrix[rows], rcond=None)[0]
+    m = basis.matrix - S @ coef
+    clean_basis = SynthBasis(basis.names, m.T.reshape(-1, 478, 3).astype(np.float32), m, basis.unit_to_facs)
+    facs = np.zeros(len(NAMES))
+    facs[[2, 8]] = [2.0, 3.0]
+    expr = _canonical(clean_basis, facs).astype(np.float64)
+    drift = (S @ np.array([0.05, -0.03, 0.02, 0.01, -0.008, 0.006, 0.004])).reshape(478, 3)
+    on = AUSolver(clean_basis, ridge=1e-6, realign_anchors=anchors)
+    off = AUSolver(clean_basis, ridge=1e-6)
+    np.testing.assert_allclose(on.solve(expr + drift, tmpl), facs, atol=0.02)
+    assert np.abs(off.solve(expr + drift, tmpl) - facs).max() > 0.05
+    with pytest.raises(ConfigError):
+        AUSolver(clean_basis, realign_anchors=(1, 2))
