@@ -4,10 +4,10 @@ Reports (medians and p99 in ms):
 - offline throughput (fps): bare ``cv2.VideoCapture`` + FaceMesh loop vs ``rtface`` in file mode (every frame
   processed and published on a loopback ZeroMQ socket with a live subscriber);
 - live latency: both paced at the video's frame rate as if it were a camera; bare = capture -> landmarks done,
-  engine = capture -> decoded by a subscriber in another thread;
+  engine = capture -> decoded by a subscriber in another process (as a dashboard would be);
 - per-stage times of the engine (``stage_ms``).
 
-Usage: ``python benchmarks/bench_engine.py [--video V] [--frames N] [--config default|full] [--json out.json]``
+Usage: ``python benchmarks/bench_engine.py [--video V] [--frames N] [--rounds R] [--config NAME] [--json F]``
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import json
 import os
 import platform
 import sys
-import threading
+import multiprocessing as mp
 import time
 from pathlib import Path
 
@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 from rtface.config import SAMPLE_VIDEO, load_config, with_overrides  # noqa: E402
 from rtface.graph.runner import Engine  # noqa: E402
 from rtface.landmarking.quiet import native_stderr_silenced  # noqa: E402
-from rtface.transport.subscriber import Subscriber  # noqa: E402
 
 
 def pct(a, q) -> float:
@@ -89,25 +88,42 @@ def bare_live(video: str, n: int, fps: float, max_faces: int) -> dict:
     return {"latency_ms_p50": pct(lat, 50), "latency_ms_p99": pct(lat, 99)}
 
 
-class Receiver(threading.Thread):
-    """Subscriber thread: records capture -> receipt latency of every frame message."""
+def _receive(endpoint: str, conn, stop) -> None:
+    """Subscriber process: records capture -> receipt latency (ms) and frame index of every frame message."""
+    from rtface.transport.subscriber import Subscriber
 
-    def __init__(self, endpoint: str) -> None:
-        super().__init__(daemon=True)
-        self.sub = Subscriber(endpoint, topics=("rtface.v1.frame",))
-        self.lat_ms: list[float] = []
-        self.frames: list[int] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            got = self.sub.recv(timeout_s=0.2)
+    lat, frames = [], []
+    with Subscriber(endpoint, topics=("rtface.v1.frame",)) as sub:
+        conn.send("ready")
+        while not stop.is_set():
+            got = sub.recv(timeout_s=0.2)
             if got is None:
                 continue
-            _, msg = got
-            self.lat_ms.append((time.time_ns() - msg["t_capture_ns"]) / 1e6)
-            self.frames.append(msg["frame"])
-        self.sub.close()
+            t_ns = time.time_ns()
+            lat.append((t_ns - got[1]["t_capture_ns"]) / 1e6)
+            frames.append(got[1]["frame"])
+    conn.send((lat, frames))
+
+
+class Receiver:
+    """A subscriber in its own process, as a dashboard would be (no GIL shared with the engine)."""
+
+    def __init__(self, endpoint: str) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=_receive, args=(endpoint, child, self._stop), daemon=True)
+        self.lat_ms: list[float] = []
+        self.frames: list[int] = []
+
+    def start(self) -> None:
+        self._proc.start()
+        assert self._conn.recv() == "ready"
+
+    def finish(self) -> None:
+        self._stop.set()
+        self.lat_ms, self.frames = self._conn.recv()
+        self._proc.join(5)
 
 
 def engine_run(video: str, n: int, config: str, realtime: bool) -> dict:
@@ -133,8 +149,7 @@ def engine_run(video: str, n: int, config: str, realtime: bool) -> dict:
                 per_face.setdefault(k, []).append(v / len(r.faces))
     wall = time.perf_counter() - t0
     time.sleep(0.3)
-    rx.stop.set()
-    rx.join()
+    rx.finish()
     del first
     return {
         "fps": count / wall,
@@ -153,6 +168,7 @@ def main() -> None:
     ap.add_argument("--video", default=str(SAMPLE_VIDEO))
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--config", default="default", help="packaged config name or TOML path")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating bare/engine rounds (median reported)")
     ap.add_argument("--json", help="also write the results to this JSON file")
     a = ap.parse_args()
     from rtface.landmarking.quiet import filter_native_logs
@@ -165,16 +181,31 @@ def main() -> None:
     max_faces = load_config(None if a.config == "default" else a.config).stages[0].params.max_faces
     res = {"video": Path(a.video).name, "size": size, "fps_video": fps, "frames": a.frames, "config": a.config,
            "machine": f"{platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"}
-    res["bare_offline"] = bare_offline(a.video, a.frames, max_faces)
-    res["engine_offline"] = engine_run(a.video, a.frames, a.config, realtime=False)
+    # Alternate bare and engine runs and take the median over rounds: this machine's speed drifts by 10-20 %
+    # between consecutive seconds, more than the difference being measured.
+    runs: dict[str, list[dict]] = {"bare_offline": [], "engine_offline": [], "bare_live": [], "engine_live": []}
     n_live = min(a.frames, 300)
-    res["bare_live"] = bare_live(a.video, n_live, fps, max_faces)
-    res["engine_live"] = engine_run(a.video, n_live, a.config, realtime=True)
-    res["ratio_throughput"] = res["engine_offline"]["fps"] / res["bare_offline"]["fps"]
-    res["ratio_live_p99"] = res["engine_live"]["latency_ms_p99"] / res["bare_live"]["latency_ms_p99"]
+    for _ in range(a.rounds):
+        runs["bare_offline"].append(bare_offline(a.video, a.frames, max_faces))
+        runs["engine_offline"].append(engine_run(a.video, a.frames, a.config, realtime=False))
+    for _ in range(a.rounds):
+        runs["bare_live"].append(bare_live(a.video, n_live, fps, max_faces))
+        runs["engine_live"].append(engine_run(a.video, n_live, a.config, realtime=True))
+    res["rounds"] = runs
+    for key, key_metric in (("bare_offline", "fps"), ("engine_offline", "fps"), ("bare_live", "latency_ms_p99"),
+                            ("engine_live", "latency_ms_p99")):
+        ordered = sorted(runs[key], key=lambda r: r[key_metric])
+        res[key] = ordered[len(ordered) // 2]  # the median round
+    res["ratio_throughput"] = (float(np.median([r["fps"] for r in runs["engine_offline"]]))
+                               / float(np.median([r["fps"] for r in runs["bare_offline"]])))
+    res["ratio_live_p99"] = (float(np.median([r["latency_ms_p99"] for r in runs["engine_live"]]))
+                             / float(np.median([r["latency_ms_p99"] for r in runs["bare_live"]])))
     eo, el, bo, bl = res["engine_offline"], res["engine_live"], res["bare_offline"], res["bare_live"]
     print(f"video {res['video']} {size[0]}x{size[1]} @ {fps:.0f} fps, {a.frames} frames, config {a.config}; "
           f"{res['machine']}")
+    print(f"medians of {a.rounds} alternating rounds; per round: bare "
+          f"{[round(r['fps'], 1) for r in runs['bare_offline']]} fps, engine "
+          f"{[round(r['fps'], 1) for r in runs['engine_offline']]} fps")
     print(f"offline throughput: bare {bo['fps']:.1f} fps, engine {eo['fps']:.1f} fps "
           f"(ratio {res['ratio_throughput']:.2f}; goal >= 0.9); engine frames received by subscriber "
           f"{eo['received']}/{eo['frames']}")

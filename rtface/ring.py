@@ -121,19 +121,20 @@ class FrameRing:
             self._cond.notify_all()
 
     # ------------------------------------------------------------------ reader side
-    def read_next(self, timeout_s: float | None = None) -> RingFrame | None:
+    def read_next(self, timeout_s: float | None = None, out: np.ndarray | None = None) -> RingFrame | None:
         """Next frame in order (reader thread only); None on timeout, or once closed and drained.
 
         In overwrite mode, frames the writer overwrote before they were read are jumped over and counted in
-        ``skipped``.
+        ``skipped``. ``out``: a caller-owned array to copy the image into when its shape and dtype match (saves an
+        allocation per frame); otherwise a new array is returned.
         """
-        return self._take(latest=False, timeout_s=timeout_s)
+        return self._take(latest=False, timeout_s=timeout_s, out=out)
 
-    def read_latest(self, timeout_s: float | None = None) -> RingFrame | None:
+    def read_latest(self, timeout_s: float | None = None, out: np.ndarray | None = None) -> RingFrame | None:
         """Newest published frame; older unread frames are dropped and counted in ``skipped`` (reader only)."""
-        return self._take(latest=True, timeout_s=timeout_s)
+        return self._take(latest=True, timeout_s=timeout_s, out=out)
 
-    def _take(self, *, latest: bool, timeout_s: float | None) -> RingFrame | None:
+    def _take(self, *, latest: bool, timeout_s: float | None, out: np.ndarray | None = None) -> RingFrame | None:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             with self._cond:
@@ -159,7 +160,11 @@ class FrameRing:
                 buf = self._images[slot]
                 meta = (self._slot_index[slot], self._slot_tcap[slot], self._slot_tmedia[slot])
             assert buf is not None
-            image = buf.copy()
+            if out is not None and out.shape == buf.shape and out.dtype == buf.dtype:
+                np.copyto(out, buf)
+                image = out
+            else:
+                image = buf.copy()
             with self._cond:
                 intact = self._slot_seq[slot] == seq
                 self._tail = seq + 1

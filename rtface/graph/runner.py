@@ -244,6 +244,7 @@ class Engine:
             next_stats = time.monotonic() + interval
             au_names, emo_names = self.names("aus"), self.names("emotion")
             read = self.ring.read_latest if self.live else self.ring.read_next
+            frame_buf = None
             while not self._stop.is_set():
                 if self.control is not None:
                     self.control.poll()
@@ -251,7 +252,7 @@ class Engine:
                 if now >= next_stats:
                     self._publish_stats()
                     next_stats = now + interval
-                frame = read(min(0.1, max(0.0, next_stats - now)))
+                frame = read(min(0.1, max(0.0, next_stats - now)), out=frame_buf)
                 if frame is None:
                     if self.ring.closed and self.ring.error is not None:
                         raise self.ring.error
@@ -259,6 +260,7 @@ class Engine:
                         self._check_complete()
                         break
                     continue
+                frame_buf = frame.image  # reused for the next frame: stages must not keep the image
                 h, w = frame.image.shape[:2]
                 meta = FrameMeta(frame.index, frame.t_capture_ns, frame.t_media_ns, w, h, self.source.name)
                 result = FrameResult(meta)

@@ -45,7 +45,10 @@ class Stage:
         before the first frame, so live latency does not pay for compilation."""
 
     def process(self, image: np.ndarray, result: FrameResult) -> None:
-        """Read ``image`` (BGR uint8, H x W x 3, read-only) and earlier outputs in ``result``; write own outputs."""
+        """Read ``image`` (BGR uint8, H x W x 3) and earlier outputs in ``result``; write own outputs.
+
+        The image buffer is reused for the next frame: do not modify it or keep a reference (copy what you need).
+        """
         raise NotImplementedError
 
     def summary(self) -> dict[str, Any]:

@@ -293,3 +293,12 @@ def test_stage_calibrate_save_load(tmp_path) -> None:
     with pytest.raises(StageError):
         st.save_neutral(42, tmp_path / "none.npz")
     assert math.isfinite(res.faces[0].pose.tz_cm)
+
+
+def test_median0_matches_numpy_median() -> None:
+    from rtface.geometry.neutral import median0
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 30):
+        stack = rng.normal(size=(n, 478, 3)).astype(np.float32)
+        np.testing.assert_allclose(median0(stack), np.median(stack, axis=0), rtol=1e-6, atol=1e-7)

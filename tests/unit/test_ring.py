@@ -179,3 +179,15 @@ def test_seqlock_discards_torn_copy():
     s = ring.stats()
     assert s["torn"] == 1 and s["skipped"] == 1 and s["read"] == 1
     assert s["written"] == s["read"] + s["skipped"] + s["unread"]
+
+
+def test_read_into_caller_buffer_reuses_it_and_falls_back_on_shape_change():
+    ring = FrameRing(4, overwrite=False)
+    a = np.full((4, 6, 3), 7, np.uint8)
+    ring.write(a, 0, 1, 1)
+    ring.write(np.full((5, 6, 3), 9, np.uint8), 1, 2, 2)
+    buf = np.zeros((4, 6, 3), np.uint8)
+    f0 = ring.read_next(0.1, out=buf)
+    assert f0.image is buf and (buf == 7).all()
+    f1 = ring.read_next(0.1, out=buf)
+    assert f1.image is not buf and f1.image.shape == (5, 6, 3) and (f1.image == 9).all()

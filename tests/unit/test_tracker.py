@@ -37,3 +37,25 @@ def test_new_face_pending_and_set_scores():
     assert tr.new_face_pending
     tr.set_scores(ids, [0.7])
     assert not tr.new_face_pending
+
+
+def test_fast_landmark_parse_matches_the_protobuf_objects():
+    import cv2
+    import mediapipe as mp
+
+    from rtface.landmarking.base import _fast_xyz, mp_landmarks_to_px
+    from tests.conftest import MISC
+
+    img = cv2.imread(str(MISC / "single_face.jpg"))
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as fm:
+        lm = fm.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)).multi_face_landmarks[0]
+    slow = np.array([(p.x, p.y, p.z) for p in lm.landmark], dtype=np.float32)
+    fast = _fast_xyz(lm, 478)
+    assert fast is not None and np.array_equal(fast, slow)
+    px = mp_landmarks_to_px(lm, 200.0, 100.0, 5.0, 7.0)
+    np.testing.assert_allclose(px[:, 0], slow[:, 0] * 200 + 5, rtol=1e-6)
+    np.testing.assert_allclose(px[:, 2], slow[:, 2] * 200, rtol=1e-6)
+    # anything not in the plain layout falls back to the object path
+    lm.landmark[3].visibility = 0.5
+    assert _fast_xyz(lm, 478) is None
+    assert np.allclose(mp_landmarks_to_px(lm, 1.0, 1.0)[3], slow[3])
