@@ -168,7 +168,7 @@ def main() -> None:
     ap.add_argument("--video", default=str(SAMPLE_VIDEO))
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--config", default="default", help="packaged config name or TOML path")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating bare/engine rounds (median reported)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating bare/engine rounds (median reported)")
     ap.add_argument("--json", help="also write the results to this JSON file")
     a = ap.parse_args()
     from rtface.landmarking.quiet import filter_native_logs
