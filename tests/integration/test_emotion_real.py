@@ -114,3 +114,31 @@ def test_eval_cli_on_london_class_folders(tmp_path, capsys) -> None:
     assert rep["data"]["neutral_rule_per_video"] == {"person": 24}
     assert rep["per_class"]["neutral"]["recall"] >= 10 / 12 and rep["per_class"]["happiness"]["recall"] >= 7 / 12
     assert out.with_suffix(".png").is_file() and "accuracy" in capsys.readouterr().out
+
+
+def test_train_and_eval_on_a_folder_with_videos_and_images(tmp_path) -> None:
+    """Layout (b) with a video: frames of happiness/*.mp4 go through the real pipeline; training splits by
+    person and the exported head evaluates on the same folder."""
+    import json
+    import shutil
+
+    from rtface.cli import main
+    from tests.conftest import SAMPLE_VIDEO
+
+    data = tmp_path / "data"
+    (data / "happiness").mkdir(parents=True)
+    (data / "neutral").mkdir()
+    shutil.copy(SAMPLE_VIDEO, data / "happiness" / "p0_smile.mp4")
+    for sid in ("001", "003", "005"):
+        shutil.copy(LONDON / "smiling" / f"{sid}_08.jpg", data / "happiness" / f"{sid}_08.jpg")
+        shutil.copy(LONDON / "neutral" / f"{sid}_03.jpg", data / "neutral" / f"{sid}_03.jpg")
+    model = tmp_path / "head.onnx"
+    assert main(["train-emotion", "--data", str(data), "--out", str(model), "--split-by", "person",
+                 "--model", "logreg", "--video-stride", "12"]) == 0
+    assert model.is_file()
+    out = tmp_path / "eval.json"
+    assert main(["eval-emotion", "--model", str(model), "--data", str(data), "--video-stride", "12",
+                 "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["n"] == 6 + 6  # 6 photos + 72 video frames at stride 12
+    assert rep["data"]["persons"] == 4
