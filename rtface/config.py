@@ -36,7 +36,6 @@ BUILTIN_STAGES = {
     "aus": "rtface.stages.aus",
     "emotion": "rtface.stages.emotion",
     "gaze_aoi": "rtface.stages.gaze_aoi",
-    "alerts": "rtface.stages.alerts",
 }
 ERROR_POLICIES = ("raise", "skip", "disable")
 
