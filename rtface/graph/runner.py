@@ -69,6 +69,9 @@ class Engine:
         from rtface.sources import open_source
 
         cfg = self.config
+        src = cfg.source
+        # build (not open) the source first: a missing file is reported before any model loads
+        self.source = open_source(resolve_source_spec(src.spec), realtime=src.realtime, loop=src.loop, fps=src.fps)
         self._slots = []
         for sc in cfg.stages:
             st = sc.cls(sc.name, sc.params)
@@ -93,8 +96,6 @@ class Engine:
             from rtface.output.table_writer import TableWriter
 
             self.writer = TableWriter(cfg.output.path, self.layout())
-        src = cfg.source
-        self.source = open_source(resolve_source_spec(src.spec), realtime=src.realtime, loop=src.loop, fps=src.fps)
         self.live = bool(self.source.live)
         self.ring = FrameRing(cfg.engine.ring_slots, overwrite=self.live)
         self.grabber = Grabber(self.source, self.ring)

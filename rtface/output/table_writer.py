@@ -44,6 +44,7 @@ class TableWriter:
         self._writer = None
         self._schema = None
         self._closed = False
+        self._result: Path | None = None
         self._idx = {c: i for i, c in enumerate(self.scalar_cols)}
 
     def _open(self) -> None:
@@ -142,22 +143,28 @@ class TableWriter:
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
         self._n = 0
 
-    def close(self, *, complete: bool) -> Path:
+    def close(self, *, complete: bool) -> Path | None:
         """Flush and close. ``complete=True`` renames to the final path; otherwise the ``.partial`` file stays.
 
-        Returns the path of the file on disk. Safe to call twice.
+        Returns the path of the file on disk (None when an incomplete run wrote no row: no file is left behind).
+        Safe to call twice.
         """
         if self._closed:
-            return self.path if complete else self.partial
+            return self._result
         self._closed = True
         self._flush()
         if self._writer is None:
-            self._open()  # an empty run still writes a valid file with the header/schema
+            if not complete:
+                self._result = None
+                return None
+            self._open()  # a complete run without rows still writes a valid file with the header/schema
         self._writer.close()
         if complete:
             os.replace(self.partial, self.path)
-            return self.path
-        return self.partial
+            self._result = self.path
+        else:
+            self._result = self.partial
+        return self._result
 
 
 __all__ = ["TableWriter", "TableLayout", "BASE", "POSE"]

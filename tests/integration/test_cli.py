@@ -40,7 +40,7 @@ def test_corrupt_video_names_the_file(tmp_path):
     p = rtface("run", "--source", str(bad), "--no-publish", "--out", str(out))
     assert p.returncode == 2, p.stderr
     assert "broken.mp4" in p.stderr and "Traceback" not in p.stderr
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "r.parquet.partial").exists()  # nothing processed, nothing left
 
 
 def test_unknown_config_field(tmp_path):
