@@ -3,6 +3,7 @@
 An AU switches ON after its intensity has been ``>= on_threshold`` for ``n_on`` consecutive updates of that face,
 and OFF after it has been ``< off_threshold`` for ``n_off`` consecutive updates. In between it keeps its state.
 Frames in which a face is not seen do not count (its state is simply kept). NaN intensities count as "below".
+Thresholds are scalars or per-AU arrays (K,) (the AU stage raises them above each AU's noise level).
 
 Thread ownership: one :class:`PresenceTracker` belongs to the thread that calls ``update`` (the AU stage's
 processing thread); it is not locked.
@@ -27,11 +28,22 @@ class PresenceTracker:
     """Hysteresis presence for K AUs per face id (FACS 0-5 units for the thresholds)."""
 
     def __init__(
-        self, n_aus: int, *, on_threshold: float = 1.0, off_threshold: float = 0.5, n_on: int = 2, n_off: int = 2
+        self,
+        n_aus: int,
+        *,
+        on_threshold: float | np.ndarray = 1.0,
+        off_threshold: float | np.ndarray = 0.5,
+        n_on: int = 2,
+        n_off: int = 2,
     ) -> None:
         if n_aus < 1:
             raise ConfigError(f"PresenceTracker: n_aus must be >= 1, got {n_aus}")
-        if not (np.isfinite(on_threshold) and np.isfinite(off_threshold)) or off_threshold > on_threshold:
+        try:
+            on_t = np.broadcast_to(np.asarray(on_threshold, dtype=np.float64), (n_aus,)).copy()
+            off_t = np.broadcast_to(np.asarray(off_threshold, dtype=np.float64), (n_aus,)).copy()
+        except ValueError as exc:
+            raise ConfigError(f"PresenceTracker: thresholds must be scalars or ({n_aus},) arrays: {exc}") from exc
+        if not (np.isfinite(on_t).all() and np.isfinite(off_t).all()) or np.any(off_t > on_t):
             raise ConfigError(
                 f"PresenceTracker: need finite thresholds with presence_off <= presence_on, "
                 f"got on={on_threshold}, off={off_threshold}"
@@ -39,8 +51,8 @@ class PresenceTracker:
         if int(n_on) < 1 or int(n_off) < 1:
             raise ConfigError(f"PresenceTracker: n_on and n_off must be >= 1, got {n_on}, {n_off}")
         self.n_aus = int(n_aus)
-        self.on_threshold = float(on_threshold)
-        self.off_threshold = float(off_threshold)
+        self.on_threshold = on_t  # (K,) FACS
+        self.off_threshold = off_t  # (K,) FACS
         self.n_on = int(n_on)
         self.n_off = int(n_off)
         self._faces: dict[int, _FaceState] = {}

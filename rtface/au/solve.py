@@ -18,6 +18,23 @@ squares on those anchors, ``d <- d - S (S_a^T S_a)^-1 S_a^T d_a`` (S = similarit
 basis columns were made free of the same motion at build time, so both sides live in the same frame. The projection
 is folded into the precomputed ``A^T W``: no per-frame cost.
 
+Noise-aware read-out (``noise``, ``noise_t``, ``noise_z``): MediaPipe's landmark jitter (measured in the canonical
+frame by ``scripts/measure_au_noise.py`` into ``rtface/data/au_basis/noise.json``; covariance
+``Sigma ~= U^T U + diag(r)``, strongly correlated across landmarks) is propagated analytically through the normal
+equations at construction. With ``M`` = the re-aligned, weighted ``A^T W`` (so ``c = M d``) and ``G`` as above:
+
+- ``noise_facs`` (K,): FACS std of each AU's unconstrained estimate ``G^-1 M n`` under noise n ~ (0, Sigma):
+  ``sqrt(diag(G^-1 M Sigma M^T G^-1)) * unit_to_facs``.
+- Soft threshold (``noise_t``, default read-out): FACS = ``clip(a * unit_to_facs - t * noise_facs, 0, 5)``: an AU
+  reads above 0 only once its estimate exceeds ``t`` noise standard deviations (all readings shift down by that
+  floor; presence thresholds thus act ``t`` sigma above each AU's noise).
+- Optional per-AU L1 term (``noise_z``): ``sum_k lambda_k a_k`` with ``lambda_k = 2 z sigma_c,k``,
+  ``sigma_c = sqrt(diag(M Sigma M^T))``; by the KKT conditions an AU that is off stays off while
+  ``c_k - (G a)_k <= z sigma_c,k`` (it must correlate with the displacement more than z noise std would). It goes
+  into the kernel's ``ridge_prior`` argument (``c = A^T W d - z sigma_c``): no kernel change. Measured drawback:
+  with coherent columns the L1 hands shared displacement to the cheaper AU (real smiles lose AU06 to AU12), so the
+  AU stage uses it only during warm-up.
+
 Landmark weights (w_l): face-oval (silhouette) landmarks are the worst correspondences and are down-weighted
 (``weight_contour``); iris landmarks move with gaze, not expression, and default to weight 0 (``weight_iris``).
 
@@ -27,7 +44,10 @@ only the diagnostic ``last_rounds`` is written per call, so use one solver per t
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +65,46 @@ FACE_OVAL_IDS: tuple[int, ...] = (
 )
 # Refined iris landmarks (centre + 4 rim points per eye) of the 478-point mesh.
 IRIS_IDS: tuple[int, ...] = tuple(range(468, 478))
+DEFAULT_NOISE_PATH = Path(__file__).resolve().parent.parent / "data" / "au_basis" / "noise.json"
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Landmark noise covariance in the canonical frame, ``Sigma = factor^T factor + diag(resid_var)``.
+
+    ``factor`` (r, 1434) cm (rows = principal noise directions scaled by their std; column = landmark*3 + axis),
+    ``resid_var`` (1434,) cm^2; ``meta``: the rest of the file (sources, per-landmark std summaries)."""
+
+    factor: np.ndarray
+    resid_var: np.ndarray
+    meta: dict[str, Any]
+
+    def sigma_c(self, M: np.ndarray) -> np.ndarray:
+        """(K,) std of ``M @ n`` for noise n ~ (0, Sigma); ``M`` (K, 1434)."""
+        return np.sqrt(((M @ self.factor.T) ** 2).sum(1) + (M ** 2) @ self.resid_var)
+
+
+def load_noise_model(path: str | Path | None = None) -> NoiseModel:
+    """Read a noise model written by ``scripts/measure_au_noise.py`` (None = the shipped ``noise.json``)."""
+    p = DEFAULT_NOISE_PATH if path is None else Path(path)
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"AU noise model {p}: cannot read: {exc}") from exc
+    try:
+        factor = np.asarray(d.pop("factor_cm"), dtype=np.float64)
+        resid = np.asarray(d.pop("resid_var_cm2"), dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"AU noise model {p}: field 'factor_cm'/'resid_var_cm2' missing or malformed: {exc}") from exc
+    m = N_LANDMARKS * 3
+    if factor.ndim != 2 or factor.shape[1] != m or resid.shape != (m,):
+        raise DataError(f"AU noise model {p}: 'factor_cm' must be (r, {m}) and 'resid_var_cm2' ({m},), "
+                        f"got {factor.shape} and {resid.shape}")
+    if not (np.isfinite(factor).all() and np.isfinite(resid).all() and (resid >= 0).all()):
+        raise DataError(f"AU noise model {p}: non-finite values or negative 'resid_var_cm2'")
+    for a in (factor, resid):
+        a.setflags(write=False)
+    return NoiseModel(factor, resid, d)
 
 
 def similarity_tangent(points: np.ndarray) -> np.ndarray:
@@ -93,7 +153,9 @@ class AUSolver:
     ``unit_to_facs`` (K,) (FACS points per unit activation). ``upper``: FACS upper bound per AU (scalar or (K,);
     None = unbounded). ``landmark_weights``: (478,) >= 0 or None (all ones). ``realign_anchors``: landmark ids for
     the per-frame similarity re-alignment (module doc; None = off); ``template_cm``: the template the tangent is
-    taken at (default: the canonical model).
+    taken at (default: the canonical model). ``noise``: landmark noise model (None = no noise-aware term);
+    ``noise_z``: default L1 strength in noise standard deviations (module doc; 0 = plain ridge NNLS; needs
+    ``noise``). A per-call ``noise_z`` may be given to :meth:`solve_activations`.
     """
 
     def __init__(
@@ -107,6 +169,9 @@ class AUSolver:
         tol: float = 1e-9,
         realign_anchors: Sequence[int] | None = None,
         template_cm: np.ndarray | None = None,
+        noise: NoiseModel | None = None,
+        noise_z: float = 0.0,
+        noise_t: float = 0.0,
     ) -> None:
         names = tuple(str(n) for n in basis.names)
         matrix = np.asarray(basis.matrix, dtype=np.float64)
@@ -120,6 +185,9 @@ class AUSolver:
             raise DataError("AU basis matrix contains non-finite values")
         if not (np.isfinite(ridge) and ridge >= 0):
             raise ConfigError(f"AUSolver: ridge must be finite and >= 0, got {ridge}")
+        for field, v in (("noise_z", noise_z), ("noise_t", noise_t)):
+            if not (np.isfinite(v) and v >= 0) or (v > 0 and noise is None):
+                raise ConfigError(f"AUSolver: {field} must be finite, >= 0 and needs a noise model, got {v}")
         if max_iter < 1 or not (tol > 0):
             raise ConfigError(f"AUSolver: need max_iter >= 1 and tol > 0, got {max_iter}, {tol}")
         if landmark_weights is None:
@@ -161,6 +229,12 @@ class AUSolver:
         self._max_iter = int(max_iter)
         self._tol = float(tol)
         self.condition_number = float(np.linalg.cond(G))
+        self.noise = noise
+        self.noise_z = float(noise_z)
+        self.noise_t = float(noise_t)
+        # per-AU noise std of c = M d and of the unconstrained estimate G^-1 M d in FACS (zeros without a model)
+        self.noise_sigma_c = np.zeros(k) if noise is None else noise.sigma_c(AtW)
+        self.noise_facs = np.zeros(k) if noise is None else noise.sigma_c(np.linalg.solve(G, AtW)) * u2f
         self.last_rounds = 0  # kernel rounds used by the latest solve (diagnostics)
 
     @property
@@ -168,25 +242,35 @@ class AUSolver:
         return len(self.names)
 
     def solve_activations(
-        self, canonical_cm: np.ndarray, template_cm: np.ndarray, prev: np.ndarray | None = None
+        self, canonical_cm: np.ndarray, template_cm: np.ndarray, prev: np.ndarray | None = None,
+        noise_z: float | None = None,
     ) -> np.ndarray:
-        """Raw activations (K,) float64 in basis units; ``prev`` = previous activations of this face (warm start)."""
+        """Raw activations (K,) float64 in basis units; ``prev`` = previous activations of this face (warm start);
+        ``noise_z`` overrides the solver's L1 strength for this call (None = ``self.noise_z``)."""
         d = np.asarray(canonical_cm, dtype=np.float64) - np.asarray(template_cm, dtype=np.float64)
         if d.shape != (N_LANDMARKS, 3):
             raise DataError(f"AUSolver.solve: canonical_cm/template shape {d.shape}, expected ({N_LANDMARKS}, 3)")
         x0 = self._lo if prev is None else np.asarray(prev, dtype=np.float64)
+        z = self.noise_z if noise_z is None else float(noise_z)
+        lin = self._prior if z == 0.0 else self.noise_sigma_c * -z  # = -lambda / 2 (module doc)
         x, rounds, _ = nnls_kernel(
-            self._G, self._AtW, d.reshape(-1), self._prior, self._lo, self._hi, x0, self._max_iter, self._tol
+            self._G, self._AtW, d.reshape(-1), lin, self._lo, self._hi, x0, self._max_iter, self._tol
         )
         self.last_rounds = int(rounds)
         return x
 
-    def to_facs(self, activations: np.ndarray) -> np.ndarray:
-        """FACS intensities (K,) float32 in [0, 5] from raw activations."""
-        return np.clip(activations * self.unit_to_facs, 0.0, FACS_MAX).astype(np.float32)
+    def to_facs(self, activations: np.ndarray, noise_t: float | None = None) -> np.ndarray:
+        """FACS intensities (K,) float32 in [0, 5] from raw activations, minus ``noise_t`` (None = ``self.noise_t``)
+        noise std per AU (soft threshold, module doc)."""
+        t = self.noise_t if noise_t is None else float(noise_t)
+        facs = activations * self.unit_to_facs
+        if t != 0.0:
+            facs = facs - t * self.noise_facs
+        return np.clip(facs, 0.0, FACS_MAX).astype(np.float32)
 
     def solve(
-        self, canonical_cm: np.ndarray, neutral_cm_template: np.ndarray, prev: np.ndarray | None = None
+        self, canonical_cm: np.ndarray, neutral_cm_template: np.ndarray, prev: np.ndarray | None = None,
+        noise_z: float | None = None, noise_t: float | None = None,
     ) -> np.ndarray:
         """FACS 0-5 intensities (K,) float32 for one face; ``prev`` = previous raw activations (warm start)."""
-        return self.to_facs(self.solve_activations(canonical_cm, neutral_cm_template, prev))
+        return self.to_facs(self.solve_activations(canonical_cm, neutral_cm_template, prev, noise_z), noise_t)

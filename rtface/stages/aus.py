@@ -7,8 +7,20 @@ AU basis (:mod:`rtface.au.solve`; re-aligned per frame on the basis' stable anch
 :mod:`rtface.au.presence`) and ``extras["pspi"]`` (float 0-16, :mod:`rtface.au.session`). Every published face
 frame is added to the session accumulators (:meth:`AUStage.summary`).
 
-Before the person's neutral is ready (``face.neutral_ready`` False) AUs are published by default (consumers see
-``neutral_ready``); ``min_neutral_ready = true`` skips such faces (no AUs, not accumulated).
+Noise-aware read-out (defaults; :mod:`rtface.au.solve`, noise model ``noise_path`` = ``rtface/data/au_basis/
+noise.json`` from ``scripts/measure_au_noise.py``): each AU's FACS reading is its estimate minus ``noise_t`` (1.0)
+standard deviations of MediaPipe's landmark noise propagated to that AU (soft threshold), so a still neutral face
+reads ~0 and an AU reads above 0 only once it exceeds its own noise. Presence (``presence_on``/``presence_off``)
+acts on that reading, i.e. ``t`` sigma above each AU's noise. An optional per-AU L1 term (``noise_z``, default 0
+once the neutral is ready) makes an AU turn on only when it explains more displacement than noise would.
+
+Warm-up: before the person's neutral is ready (``face.neutral_ready`` False) the neutral is provisional (the first
+frame, then the median of a few frames), so the displacement carries the noise of two detections (std x sqrt 2)
+plus MediaPipe's detection-to-tracking settling. AUs are still published by default, but with the stronger
+``noise_t_warmup`` (3.0; 2.0 left phantoms of 0.19 FACS on the sample video's frames 8-16, 3.0 gave <= 0.01) and
+``noise_z_warmup`` (0); every published face gets ``extras["au_noise_t"]`` and
+``extras["au_noise_z"]`` (the values used) and ``neutral_ready`` says which regime it is.
+``min_neutral_ready = true`` skips such faces (no AUs, not accumulated).
 Faces whose ``canonical_cm`` has non-finite values are skipped and counted in ``skipped_nonfinite``.
 
 Thread ownership: the runner's processing thread owns the stage (open/process/summary/close).
@@ -22,11 +34,13 @@ import numpy as np
 
 from rtface.au.presence import PresenceTracker
 from rtface.au.session import SessionAccumulator
-from rtface.au.solve import AUSolver, landmark_weights
-from rtface.errors import ConfigError, StageError
+from rtface.au.solve import AUSolver, NoiseModel, landmark_weights, load_noise_model
+from rtface.errors import ConfigError, DataError, StageError
 from rtface.graph.stage import Stage, register_stage
 from rtface.records import FrameResult
 
+WARMUP_T = 3.0
+WARMUP_Z = 0.0
 _FORGET_AFTER_FRAMES = 300  # drop warm-start / presence state of a face id unseen for this many frames
 
 
@@ -45,6 +59,11 @@ class AUParams:
     pspi_threshold: float = 1.0  # session fac_pspi_pct counts frames with PSPI >= this
     max_iter: int = 50  # NNLS rounds per solve (warm-started solves typically need 1-3)
     realign: bool = True  # re-align each frame on the basis' stable anchors (meta "solve_realign_anchors"), if any
+    noise_path: str = ""  # landmark noise model .json ("" = shipped rtface/data/au_basis/noise.json; "none" = off)
+    noise_t: float = 1.0  # soft threshold: FACS reading = estimate - noise_t x the AU's noise std (0 = off)
+    noise_z: float = 0.0  # per-AU L1 strength in noise std once the neutral is ready (0 = plain ridge NNLS)
+    noise_t_warmup: float = WARMUP_T  # soft threshold before the neutral is ready
+    noise_z_warmup: float = WARMUP_Z  # L1 strength before the neutral is ready
 
 
 @register_stage
@@ -54,11 +73,14 @@ class AUStage(Stage):
     outputs = ("aus",)
     Params = AUParams
 
-    def __init__(self, name: str, params: AUParams, *, basis: Any = None, template_cm: np.ndarray | None = None):
-        """``basis`` / ``template_cm`` override the basis file and the canonical template (tests, tools)."""
+    def __init__(self, name: str, params: AUParams, *, basis: Any = None, template_cm: np.ndarray | None = None,
+                 noise: NoiseModel | None = None):
+        """``basis`` / ``template_cm`` / ``noise`` override the basis file, the canonical template and the noise
+        model file (tests, tools)."""
         super().__init__(name, params)
         p = params
-        for f in ("ridge", "weight_contour", "weight_iris"):
+        for f in ("ridge", "weight_contour", "weight_iris", "noise_z", "noise_z_warmup", "noise_t",
+                  "noise_t_warmup"):
             v = getattr(p, f)
             if not (np.isfinite(v) and v >= 0):
                 raise ConfigError(f"stage '{name}': field '{f}' must be finite and >= 0, got {v}")
@@ -74,6 +96,7 @@ class AUStage(Stage):
             raise ConfigError(f"stage '{name}': field 'pspi_threshold' must be finite, got {p.pspi_threshold}")
         self._basis_override = basis
         self._template_override = template_cm
+        self._noise_override = noise
         self._solver: AUSolver | None = None
         self._presence: PresenceTracker | None = None
         self._session: SessionAccumulator | None = None
@@ -83,6 +106,7 @@ class AUStage(Stage):
         self.names: tuple[str, ...] = ()
         self.skipped_nonfinite = 0
         self.skipped_not_ready = 0
+        self._zt_ready = self._zt_warmup = (0.0, 0.0)  # (noise_z, noise_t) in use, set at open
 
     # ------------------------------------------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -110,8 +134,20 @@ class AUStage(Stage):
         weights = landmark_weights(p.weight_contour, p.weight_iris)
         meta = getattr(basis, "meta", None) or {}
         anchors = meta.get("solve_realign_anchors") if p.realign else None
+        noise = self._noise_override
+        if noise is None and p.noise_path.lower() != "none" and max(p.noise_t, p.noise_t_warmup, p.noise_z,
+                                                                     p.noise_z_warmup) > 0:
+            try:
+                noise = load_noise_model(p.noise_path or None)
+            except DataError as exc:
+                raise ConfigError(f"stage '{self.name}': field 'noise_path': {exc}") from exc
         self._solver = AUSolver(basis, ridge=p.ridge, upper=p.upper_bound, landmark_weights=weights,
-                                max_iter=p.max_iter, realign_anchors=anchors, template_cm=template)
+                                max_iter=p.max_iter, realign_anchors=anchors, template_cm=template, noise=noise,
+                                noise_z=p.noise_z if noise is not None else 0.0,
+                                noise_t=p.noise_t if noise is not None else 0.0)
+        on = noise is not None
+        self._zt_ready = (p.noise_z, p.noise_t) if on else (0.0, 0.0)
+        self._zt_warmup = (p.noise_z_warmup, p.noise_t_warmup) if on else (0.0, 0.0)
         self.names = self._solver.names
         self._template = template
         self._presence = PresenceTracker(len(self.names), on_threshold=p.presence_on,
@@ -142,14 +178,17 @@ class AUStage(Stage):
             if not np.isfinite(cc).all():
                 self.skipped_nonfinite += 1
                 continue
-            act = self._solver.solve_activations(cc, self._template, self._prev.get(fid))
+            z, t = self._zt_ready if face.neutral_ready else self._zt_warmup
+            act = self._solver.solve_activations(cc, self._template, self._prev.get(fid), z)
             self._prev[fid] = act
             self._last_seen[fid] = frame
-            inten = self._solver.to_facs(act)
+            inten = self._solver.to_facs(act, t)
             pres = self._presence.update(fid, inten)
             face.au_intensity = inten
             face.au_presence = pres
             face.extras["pspi"] = self._session.add(fid, inten, pres)
+            face.extras["au_noise_z"] = float(z)
+            face.extras["au_noise_t"] = float(t)
         self._forget_stale(frame)
 
     def _forget_stale(self, frame: int) -> None:

@@ -4,9 +4,10 @@ Evidence (London Set, CC BY 4.0, 12 people; neutral NNN_03.jpg, smiling NNN_08.j
 single_face.mp4 neutral -> broad smile). Each person's neutral is estimated from a MOVED copy of the neutral photo
 (rotated +-6 deg, scale 0.85, shifted 40/-25 px), so the neutral photo carries re-detection noise and is not
 trivially zero; smiling and neutral photos are both canonicalized with that neutral. Measured with the basis of
-2026-11-21 (see rtface/data/au_basis/report.md): AU12 smile > neutral in 11/12 people, AU06 in 11/12; smile means
-AU06 4.19, AU12 2.43, AU09 1.61, AU04 0.73, AU01 0.05, AU02 0.06; video AU12 1.92 (first second) -> 4.82 (last
-second), AU09 2.13, AU04 1.06 in the last second. With the photo's own neutral instead of the moved one, AU06 is
+2026-11-21 and the AU stage defaults (noise-aware soft threshold noise_t = 1, see rtface/stages/aus.py): AU12 smile
+> neutral in 11/12 people, AU06 in 11/12; smile means AU06 2.51, AU12 2.15, AU09 1.41, AU04 0.52, AU01 0.02, AU02
+0.03; video AU12 1.77 (first second) -> 4.52 (last second), AU09 1.89, AU04 0.77 in the last second.
+(Before the noise-aware read-out: AU06 4.19, AU12 2.43, AU09 1.61; video AU12 1.92 -> 4.82.) With the photo's own neutral instead of the moved one, AU06 is
 higher in the smile for only 10/12 people (not tested as a >= 90 % property; see report.md).
 """
 from __future__ import annotations

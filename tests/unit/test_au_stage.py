@@ -144,7 +144,7 @@ def _face(fid: int, canonical: np.ndarray | None, ready: bool = True) -> Face:
 def test_stage_fills_faces_and_session() -> None:
     assert stage_class("aus") is AUStage
     basis = synth_basis()
-    stage = AUStage("aus", AUParams(ridge=1e-5, n_on=2, n_off=2), basis=basis)
+    stage = AUStage("aus", AUParams(ridge=1e-5, n_on=2, n_off=2, noise_path="none"), basis=basis)  # exact recovery
     with pytest.raises(StageError):
         stage.process(np.zeros((4, 4, 3), np.uint8), _frame(0, []))
     stage.open()
@@ -187,14 +187,14 @@ def test_stage_neutral_gate_nonfinite_and_config() -> None:
     k = len(NAMES)
     facs = np.zeros(k)
     facs[0] = 2.0
-    gated = AUStage("aus", AUParams(min_neutral_ready=True), basis=basis)
+    gated = AUStage("aus", AUParams(min_neutral_ready=True, noise_path="none"), basis=basis)
     gated.open()
     res = _frame(0, [_face(1, _canonical(basis, facs), ready=False), _face(2, _canonical(basis, facs), ready=True)])
     gated.process(np.zeros((4, 4, 3), np.uint8), res)
     assert res.faces[0].au_intensity is None and res.faces[1].au_intensity is not None
     assert gated.skipped_not_ready == 1 and set(gated.summary()["faces"]) == {2}
 
-    default = AUStage("aus", AUParams(), basis=basis)
+    default = AUStage("aus", AUParams(noise_path="none"), basis=basis)
     default.open()
     bad = _canonical(basis, facs)
     bad[5, 1] = np.nan
@@ -205,7 +205,8 @@ def test_stage_neutral_gate_nonfinite_and_config() -> None:
     with pytest.raises(StageError):
         default.process(np.zeros((4, 4, 3), np.uint8), _frame(1, [_face(3, np.zeros((10, 3), np.float32))]))
     for bad_params in (AUParams(ridge=-1), AUParams(presence_on=0.5, presence_off=1.0), AUParams(n_on=0),
-                       AUParams(upper_bound=0.0), AUParams(weight_contour=float("nan"))):
+                       AUParams(upper_bound=0.0), AUParams(weight_contour=float("nan")), AUParams(noise_t=-1.0),
+                       AUParams(noise_z_warmup=float("inf"))):
         with pytest.raises(ConfigError):
             AUStage("aus", bad_params, basis=basis)
 
@@ -269,3 +270,123 @@ def test_realign_removes_anchor_similarity_motion() -> None:
     assert np.abs(off.solve(expr + drift, tmpl) - facs).max() > 0.05
     with pytest.raises(ConfigError):
         AUSolver(clean_basis, realign_anchors=(1, 2))
+
+
+# ------------------------------------------------------------------------------------------- noise-aware read-out
+def _noise_model(seed: int = 3, rank: int = 6, scale: float = 0.02):
+    from rtface.au.solve import NoiseModel
+
+    rng = np.random.default_rng(seed)
+    factor = scale * rng.normal(size=(rank, 1434))
+    resid = (0.5 * scale) ** 2 * rng.uniform(0.5, 1.5, 1434)
+    return NoiseModel(factor, resid, {})
+
+
+def test_noise_propagation_matches_monte_carlo() -> None:
+    """Analytic per-AU noise std (through the re-aligned, weighted normal equations) = empirical std of solves."""
+    basis = synth_basis()
+    nm = _noise_model()
+    tmpl = load_canonical_model().vertices_cm
+    s = AUSolver(basis, ridge=0.01, upper=None, landmark_weights=landmark_weights(0.25, 0.0), noise=nm,
+                 realign_anchors=(10, 9, 8, 151, 6, 168, 197, 195, 33, 263, 133, 362))
+    rng = np.random.default_rng(4)
+    n = 4000
+    noise = rng.normal(size=(n, nm.factor.shape[0])) @ nm.factor + rng.normal(size=(n, 1434)) * np.sqrt(nm.resid_var)
+    c = noise @ s._AtW.T  # (n, K)
+    unconstrained = np.linalg.solve(s._G, c.T).T * s.unit_to_facs
+    np.testing.assert_allclose(c.std(0), s.noise_sigma_c, rtol=0.06)
+    np.testing.assert_allclose(unconstrained.std(0), s.noise_facs, rtol=0.06)
+    # soft threshold: reading = clip(a * unit_to_facs - t * noise_facs, 0, 5)
+    act = np.linspace(0.0, 1.0, len(NAMES))
+    np.testing.assert_allclose(s.to_facs(act, 1.5), np.clip(act * s.unit_to_facs - 1.5 * s.noise_facs, 0, 5),
+                               rtol=1e-6)
+    assert s.solve(tmpl, tmpl, noise_t=1.0).max() == 0.0
+
+
+def test_l1_term_equals_reference_qp() -> None:
+    """noise_z adds lambda_k = 2 z sigma_c,k: same minimiser as the NumPy box-QP reference with c - z sigma_c;
+    an AU whose correlation with the displacement is below z sigma_c stays off."""
+    from rtface.kernels.nnls import box_qp_ref
+
+    basis = synth_basis()
+    nm = _noise_model()
+    tmpl = load_canonical_model().vertices_cm
+    s = AUSolver(basis, ridge=1e-3, upper=None, noise=nm, noise_z=2.0)
+    facs = np.zeros(len(NAMES))
+    facs[[2, 8]] = [3.0, 4.0]
+    canon = _canonical(basis, facs, 0.01, seed=5).astype(np.float64)
+    d = (canon - tmpl).reshape(-1)
+    c = s._AtW @ d
+    ref = box_qp_ref(s._G, c - 2.0 * s.noise_sigma_c, lower=np.zeros(len(NAMES)))
+    np.testing.assert_allclose(s.solve_activations(canon, tmpl), ref, atol=1e-7)
+    np.testing.assert_allclose(s.solve_activations(canon, tmpl, noise_z=0.0),
+                               box_qp_ref(s._G, c, lower=np.zeros(len(NAMES))), atol=1e-7)
+    # a lone AU whose c is 1.5 sigma_c stays off at z = 2, turns on at z = 1
+    k = 5
+    a = 1.5 * s.noise_sigma_c[k] / (s._G[k, k] - s.ridge_abs)  # G carries the ridge
+    lone = tmpl + (basis.matrix[:, k] * a).reshape(478, 3)
+    c1 = s._AtW @ (lone - tmpl).reshape(-1)
+    assert c1[k] == pytest.approx(1.5 * s.noise_sigma_c[k], rel=1e-6)
+    assert s.solve_activations(lone, tmpl, noise_z=2.0)[k] == 0.0
+    assert s.solve_activations(lone, tmpl, noise_z=1.0)[k] > 0.0
+    with pytest.raises(ConfigError):
+        AUSolver(basis, noise_z=1.0)  # no noise model
+    with pytest.raises(ConfigError):
+        AUSolver(basis, noise=nm, noise_t=-0.5)
+
+
+def test_stage_warmup_uses_stronger_noise_floor() -> None:
+    basis = synth_basis()
+    nm = _noise_model(scale=0.05)
+    params = AUParams(ridge=1e-5, noise_t=1.0, noise_t_warmup=3.0, noise_z=0.0, noise_z_warmup=0.0)
+    stage = AUStage("aus", params, basis=basis, noise=nm)
+    stage.open()
+    solver = stage._solver
+    facs = np.zeros(len(NAMES))
+    facs[[2, 8]] = [3.0, 4.5]
+    canon = _canonical(basis, facs)
+    res = _frame(0, [_face(1, canon, ready=True), _face(2, canon, ready=False)])
+    stage.process(np.zeros((4, 4, 3), np.uint8), res)
+    ready, warm = res.faces
+    np.testing.assert_allclose(ready.au_intensity, np.clip(facs - 1.0 * solver.noise_facs, 0, 5), atol=0.05)
+    np.testing.assert_allclose(warm.au_intensity, np.clip(facs - 3.0 * solver.noise_facs, 0, 5), atol=0.05)
+    assert (ready.extras["au_noise_t"], warm.extras["au_noise_t"]) == (1.0, 3.0)
+    assert ready.extras["au_noise_z"] == 0.0 and warm.neutral_ready is False
+    off = AUStage("aus", AUParams(noise_path="none"), basis=basis)
+    off.open()
+    assert off._solver.noise is None and np.all(off._solver.noise_facs == 0)
+    with pytest.raises(ConfigError):
+        AUStage("aus", AUParams(noise_path="/nonexistent/noise.json"), basis=basis).open()
+
+
+def test_noise_model_file(tmp_path: Path) -> None:
+    import json
+
+    from rtface.au.solve import DEFAULT_NOISE_PATH, load_noise_model
+
+    bad = tmp_path / "noise.json"
+    bad.write_text(json.dumps({"factor_cm": [[0.0] * 10], "resid_var_cm2": [0.0] * 1434}))
+    with pytest.raises(DataError, match="factor_cm"):
+        load_noise_model(bad)
+    bad.write_text("{not json")
+    with pytest.raises(DataError):
+        load_noise_model(bad)
+    if DEFAULT_NOISE_PATH.exists():
+        nm = load_noise_model()
+        assert nm.factor.shape[1] == 1434 and nm.resid_var.shape == (1434,)
+        assert 0.01 < nm.meta["pooled_per_landmark_std_cm"]["median"] < 0.1
+        s = AUSolver(synth_basis(), noise=nm)
+        assert np.all(np.isfinite(s.noise_facs)) and np.all(s.noise_facs > 0)
+
+
+def test_presence_per_au_thresholds() -> None:
+    from rtface.au.presence import PresenceTracker
+
+    t = PresenceTracker(2, on_threshold=np.array([1.0, 2.0]), off_threshold=np.array([0.5, 1.5]), n_on=1, n_off=1)
+    np.testing.assert_array_equal(t.update(0, np.array([1.5, 1.5])), [True, False])
+    np.testing.assert_array_equal(t.update(0, np.array([0.7, 2.5])), [True, True])
+    np.testing.assert_array_equal(t.update(0, np.array([0.4, 1.4])), [False, False])
+    with pytest.raises(ConfigError):
+        PresenceTracker(2, on_threshold=np.array([1.0, 1.0]), off_threshold=np.array([0.5, 1.5]))
+    with pytest.raises(ConfigError):
+        PresenceTracker(2, on_threshold=np.ones(3))
