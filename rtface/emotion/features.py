@@ -16,8 +16,9 @@ that order and refuses a model that needs an AU the pipeline does not provide.
 
 Offline path (training tables and labelled folders), identical to the live stages:
 normalised landmarks -> px (x*W, y*H, z*W) -> ``metric_landmarks`` -> ``PoseSolver`` (pose-free) -> neutral ->
-``canonicalize`` -> ``AUSolver`` (the AU stage's defaults: ridge 0.01, face-oval weight 0.25, iris weight 0,
-upper bound 5, warm start from the previous frame of the same video) -> FACS intensities.
+``canonicalize`` -> the AU stage's own solver (``rtface.stages.aus.build_solver`` with the stage defaults:
+weights, stable-anchor re-alignment, noise floor of a ready neutral; warm start from the previous frame of the
+same video) -> FACS intensities.
 
 Neutral rules (``neutral``; :mod:`rtface.emotion.dataset` adds ``auto``, the default: ``video`` for videos of at
 least 30 frames, else ``person`` when the person has neutral-labelled frames, else ``template``):
@@ -98,20 +99,17 @@ class AUFeaturizer:
     """Landmarks -> FACS AU intensities with the live geometry + AU solver (see module doc)."""
 
     def __init__(self, basis: Any = None, basis_path: str | Path | None = None) -> None:
-        from rtface.au.solve import AUSolver, landmark_weights
         from rtface.geometry.canonical_model import load_canonical_model
         from rtface.geometry.pose import PoseSolver
-        from rtface.stages.aus import AUParams
+        from rtface.stages.aus import AUParams, build_solver
 
-        p = AUParams()
         self.basis = basis if basis is not None else load_basis(basis_path)
         self.basis_name = Path(str(basis_path)).name if basis_path else "au_basis.npz (shipped)"
-        self.solver = AUSolver(self.basis, ridge=p.ridge, upper=p.upper_bound,
-                               landmark_weights=landmark_weights(p.weight_contour, p.weight_iris),
-                               max_iter=p.max_iter)
-        self.names: tuple[str, ...] = self.solver.names
         self.model = load_canonical_model()
         self.template = np.asarray(self.model.vertices_cm, dtype=np.float64)
+        # the live AU stage's solver and read-out (re-alignment, noise floor of a ready neutral)
+        self.solver, _ = build_solver(AUParams(), self.basis, self.template)
+        self.names: tuple[str, ...] = self.solver.names
         self.pose = PoseSolver(self.model)
 
     def posefree(self, landmarks_px: np.ndarray, width: int, height: int) -> np.ndarray:

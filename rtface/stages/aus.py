@@ -66,6 +66,24 @@ class AUParams:
     noise_z_warmup: float = WARMUP_Z  # L1 strength before the neutral is ready
 
 
+def build_solver(p: "AUParams", basis: Any, template: np.ndarray,
+                 noise: NoiseModel | None = None) -> tuple[AUSolver, NoiseModel | None]:
+    """The AU solver exactly as the live stage configures it (also used to compute emotion-training features,
+    so training and live read-outs match): weights, stable-anchor re-alignment, noise model and soft threshold
+    of the ready regime. Returns (solver, noise model or None)."""
+    weights = landmark_weights(p.weight_contour, p.weight_iris)
+    meta = getattr(basis, "meta", None) or {}
+    anchors = meta.get("solve_realign_anchors") if p.realign else None
+    if noise is None and p.noise_path.lower() != "none" and max(p.noise_t, p.noise_t_warmup, p.noise_z,
+                                                                 p.noise_z_warmup) > 0:
+        noise = load_noise_model(p.noise_path or None)
+    solver = AUSolver(basis, ridge=p.ridge, upper=p.upper_bound, landmark_weights=weights,
+                      max_iter=p.max_iter, realign_anchors=anchors, template_cm=template, noise=noise,
+                      noise_z=p.noise_z if noise is not None else 0.0,
+                      noise_t=p.noise_t if noise is not None else 0.0)
+    return solver, noise
+
+
 @register_stage
 class AUStage(Stage):
     kind = "aus"
@@ -131,20 +149,10 @@ class AUStage(Stage):
             from rtface.geometry.canonical_model import load_canonical_model
 
             template = np.asarray(load_canonical_model().vertices_cm, dtype=np.float64)
-        weights = landmark_weights(p.weight_contour, p.weight_iris)
-        meta = getattr(basis, "meta", None) or {}
-        anchors = meta.get("solve_realign_anchors") if p.realign else None
-        noise = self._noise_override
-        if noise is None and p.noise_path.lower() != "none" and max(p.noise_t, p.noise_t_warmup, p.noise_z,
-                                                                     p.noise_z_warmup) > 0:
-            try:
-                noise = load_noise_model(p.noise_path or None)
-            except DataError as exc:
-                raise ConfigError(f"stage '{self.name}': field 'noise_path': {exc}") from exc
-        self._solver = AUSolver(basis, ridge=p.ridge, upper=p.upper_bound, landmark_weights=weights,
-                                max_iter=p.max_iter, realign_anchors=anchors, template_cm=template, noise=noise,
-                                noise_z=p.noise_z if noise is not None else 0.0,
-                                noise_t=p.noise_t if noise is not None else 0.0)
+        try:
+            self._solver, noise = build_solver(p, basis, template, self._noise_override)
+        except DataError as exc:
+            raise ConfigError(f"stage '{self.name}': field 'noise_path': {exc}") from exc
         on = noise is not None
         self._zt_ready = (p.noise_z, p.noise_t) if on else (0.0, 0.0)
         self._zt_warmup = (p.noise_z_warmup, p.noise_t_warmup) if on else (0.0, 0.0)
