@@ -69,9 +69,14 @@ def cmd_run(args: argparse.Namespace) -> int:
           + (f" | publishing on {cfg.publish.endpoint}" if cfg.publish.enabled else "")
           + (f" | control on {cfg.control.endpoint}" if cfg.control.enabled else "")
           + (f" | writing {cfg.output.path}" if cfg.output.path else ""), file=sys.stderr)
+    print("loading models (the first run after installing also compiles the numba kernels) ...", file=sys.stderr)
+    t_first = None
     try:
         for _ in engine.results():
             now = time.monotonic()
+            if t_first is None:
+                t_first = now
+                print(f"started in {now - t0:.1f} s", file=sys.stderr)
             if now - last >= (0.25 if tty else 2.0):
                 last = now
                 total = getattr(engine.source, "frame_count", None) if not engine.live else None
@@ -88,17 +93,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"\npartial results ({engine.stats.frames} frames) kept in {engine.output_path}",
                   file=sys.stderr)
         raise
-    _print_summary(engine, time.monotonic() - t0)
+    _print_summary(engine, time.monotonic() - (t_first if t_first is not None else t0))
     return 0
 
 
 def _print_summary(engine, elapsed_s: float) -> None:
+    """``elapsed_s``: from the first processed frame to the end (start-up is reported separately)."""
     s = engine.summary.get("stats", {})
     lat = s.get("latency_ms", {})
+    n = s.get("frames", 0)
     print("", file=sys.stderr)
-    print(f"done: {s.get('frames', 0)} frames in {elapsed_s:.1f} s ({s.get('frames', 0) / max(elapsed_s, 1e-9):.1f} "
-          f"fps), faces seen {s.get('faces_total', 0)}, frames without a face {s.get('frames_without_face', 0)}",
-          file=sys.stderr)
+    print(f"done: {n} frames in {elapsed_s:.1f} s ({max(n - 1, 0) / max(elapsed_s, 1e-9):.1f} fps), faces seen "
+          f"{s.get('faces_total', 0)}, frames without a face {s.get('frames_without_face', 0)}", file=sys.stderr)
     print(f"latency capture->publish p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms", file=sys.stderr)
     for name, p in s.get("stage_ms", {}).items():
         print(f"  stage {name:<12} p50 {p['p50']:7.2f} ms  p99 {p['p99']:7.2f} ms", file=sys.stderr)

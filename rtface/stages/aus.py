@@ -168,6 +168,11 @@ class AUStage(Stage):
         """Nothing to release (the session results stay readable through ``summary``). Safe to call twice."""
 
     # ------------------------------------------------------------------------------------------------ per frame
+    def warmup(self) -> None:
+        """Compile the NNLS kernel (numba) with one state-free solve of the template against itself."""
+        if self._solver is not None:
+            self._solver.solve(self._template, self._template)
+
     def process(self, image: np.ndarray, result: FrameResult) -> None:
         if self._solver is None or self._presence is None or self._session is None or self._template is None:
             raise StageError(f"stage '{self.name}': process() called before open()")

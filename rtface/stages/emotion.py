@@ -97,6 +97,11 @@ class EmotionStage(Stage):
         """Drop the session. Safe to call twice."""
         self._head = None
 
+    def warmup(self) -> None:
+        """One inference on zeros, so ONNX Runtime's first-run set-up is not paid on a live frame."""
+        if self._head is not None:
+            self._head.run(np.zeros((1, len(self._head.spec.names)), np.float32))
+
     def process(self, image: np.ndarray, result: FrameResult) -> None:
         if self._head is None or self._index is None:
             raise StageError(f"stage '{self.name}': process() called before open()")

@@ -151,6 +151,15 @@ class GazeAOIStage(Stage):
         return LiveGazeProvider(q, p.offset_ns, receiver=rx, normalised=normalised, match=p.live_match,
                                 window_ns=p.live_window_ns, max_lag_ns=p.live_max_lag_ns)
 
+    def warmup(self) -> None:
+        """Compile the AOI hit-test kernel (numba) on the canonical face drawn at 640x480 (no state touched)."""
+        from rtface.geometry.canonical_model import load_canonical_model
+
+        v = np.asarray(load_canonical_model().vertices_cm, float)
+        lm = np.stack([320 + 10 * v[:, 0], 240 - 10 * v[:, 1], -10 * v[:, 2]], axis=1)
+        map_frame(np.zeros(2, np.int64), np.array([320.0, 0.0]), np.array([240.0, 0.0]), [(0, lm)], self.aoi_cfg,
+                  (640, 480))
+
     def process(self, image: np.ndarray, result: FrameResult) -> None:
         meta = result.meta
         s = self.provider.samples_for_frame(meta)
