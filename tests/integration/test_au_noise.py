@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import video_landmarks
 from rtface.geometry.canonical_model import load_canonical_model
 from rtface.geometry.neutral import canonicalize
 from rtface.geometry.pose import PoseSolver
@@ -56,18 +57,9 @@ def _stages(**au_params):
 
 @pytest.fixture(scope="module")
 def video_px():
-    import mediapipe as mp
-
-    frames = []
-    cap = cv2.VideoCapture(str(VIDEO))
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, refine_landmarks=True, max_num_faces=1) as fm:
-        while True:
-            ok, img = cap.read()
-            if not ok:
-                break
-            frames.append(_px(fm, img))
-    cap.release()
-    return frames, 640, 360
+    sizes, faces = video_landmarks(str(VIDEO))  # the shared tracking-mode pass over the sample video
+    assert all(f is not None for f in faces)
+    return list(faces), sizes[0][0], sizes[0][1]
 
 
 def _run_video(video_px, **au_params):

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import video_landmarks
 from rtface.geometry.camera import Intrinsics, metric_landmarks
 from rtface.geometry.canonical_model import load_canonical_model
 from rtface.geometry.neutral import canonicalize
@@ -78,15 +79,8 @@ def results():
             ref = _posefree(fm, solver, _moved(n_img, (-1) ** k * 6.0))
             neutral.append(aus(canonicalize(_posefree(fm, solver, n_img), ref)))
             smile.append(aus(canonicalize(_posefree(fm, solver, s_img), ref)))
-    frames = []
-    cap = cv2.VideoCapture(str(VIDEO))
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, refine_landmarks=True, max_num_faces=1) as fm:
-        while True:
-            ok, img = cap.read()
-            if not ok:
-                break
-            frames.append(_posefree(fm, solver, img))
-    cap.release()
+    sizes, lms = video_landmarks(str(VIDEO))  # the shared tracking-mode pass over the sample video
+    frames = [solver.fit(metric_landmarks(lm, Intrinsics.from_config(*sz))).posefree_cm for sz, lm in zip(sizes, lms)]
     fps = 30
     assert len(frames) >= 2 * fps
     n0 = np.median(np.stack(frames[:10]), axis=0)
