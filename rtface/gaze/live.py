@@ -264,12 +264,25 @@ class LSLGazeReceiver(_ThreadedReceiver):
         if not streams:
             raise TransportError(f"LSL stream '{self.stream_name}' not found")
         inlet = pylsl.StreamInlet(streams[0])
+        inlet.open_stream(timeout=5.0)
+        n_ch = streams[0].channel_count()
+        if max(self.x_channel, self.y_channel) >= n_ch:
+            raise ConfigError(f"LSL stream '{self.stream_name}' has {n_ch} channels; x/y channels "
+                              f"{self.x_channel}/{self.y_channel} do not exist")
+        # sender clock -> this machine's LSL clock (time_correction, re-estimated every 5 s) -> UTC frame clock
         lsl_to_utc_ns = time.time_ns() - int(pylsl.local_clock() * 1e9)
+        correction = inlet.time_correction(timeout=2.0)
+        next_correction = time.monotonic() + 5.0
+        self.connected.set()
         while not self._stop.is_set():
             sample, ts = inlet.pull_sample(timeout=0.05)
             if sample is not None:
-                t_ns = int((ts + inlet.time_correction()) * 1e9) + lsl_to_utc_ns
+                t_ns = int((ts + correction) * 1e9) + lsl_to_utc_ns
                 self.queue.put(t_ns, sample[self.x_channel], sample[self.y_channel])
+            if time.monotonic() >= next_correction:
+                correction = inlet.time_correction(timeout=0.5)
+                next_correction = time.monotonic() + 5.0
+        inlet.close_stream()
 
 
 class NeonRealtimeReceiver(_ThreadedReceiver):
@@ -285,6 +298,7 @@ class NeonRealtimeReceiver(_ThreadedReceiver):
 
     def _run(self) -> None:
         device = self._api.Device(address=self.host, port=self.port)
+        self.connected.set()
         try:
             while not self._stop.is_set():
                 g = device.receive_gaze_datum(timeout_seconds=0.05)

@@ -29,7 +29,7 @@ from rtface.records import FrameResult
 
 log = logging.getLogger("rtface.gaze")
 
-LIVE_SOURCES = {"": "", "pupil_remote": "pupil_remote", "pixel_zmq": "pixel_zmq",
+LIVE_SOURCES = {"": "", "pupil_remote": "pupil_remote", "pixel_zmq": "pixel_zmq", "lsl": "lsl", "neon": "neon",
                 "pupil": "pupil_remote", "zmq": "pixel_zmq"}  # the last two: older spellings
 
 
@@ -55,11 +55,15 @@ class GazeAOIParams:
     format: str = ""  # "pupil_player" | "neon_csv" | "neon_native" | "" (detect)
     scene_width: int = 0  # size of the gaze pixel space (0 = recording's own / live: the processed frame's)
     scene_height: int = 0
-    live: str = ""  # "" | "pupil_remote" (Pupil Capture) | "pixel_zmq" (topic rtface.v1.gaze_in)
+    live: str = ""  # "" | "pupil_remote" (Pupil Capture) | "pixel_zmq" (topic rtface.v1.gaze_in) | "lsl" | "neon"
     live_host: str = "127.0.0.1"  # Pupil Remote host
     live_port: int = 50020  # Pupil Remote port
     live_topic: str = "gaze."  # Pupil topic prefix ("gaze.3d.0." = one eye only)
     live_endpoint: str = ""  # pixel_zmq: endpoint of the pixel-gaze publisher
+    live_stream: str = ""  # lsl: name of the LSL gaze stream (channels in scene pixels)
+    live_x_channel: int = 0  # lsl: channel index of x_px
+    live_y_channel: int = 1  # lsl: channel index of y_px
+    live_neon_port: int = 8080  # neon: Neon Companion real-time API port (host = live_host)
     live_match: str = "time"  # "time" (nearest frame by timestamp) | "arrival" (all samples since last frame)
     live_window_ns: int = 0  # time match: a frame takes samples up to t_frame + this (0 = half a frame interval)
     live_max_lag_ns: int = 200_000_000  # time match: samples older than t_frame - this are dropped (stale)
@@ -95,8 +99,11 @@ class GazeAOIStage(Stage):
             raise ConfigError(f"stage '{name}': {exc}") from None
         if p.live not in LIVE_SOURCES:
             raise ConfigError(f"stage '{name}': field 'live': {p.live!r} is not one of '', 'pupil_remote', "
-                              "'pixel_zmq'")
+                              "'pixel_zmq', 'lsl', 'neon'")
         self.live = LIVE_SOURCES[p.live]
+        if self.live == "lsl" and not p.live_stream:
+            raise ConfigError(f"stage '{name}': field 'live_stream' (the LSL stream name) is required when "
+                              "live = 'lsl'")
         if self.live == "pixel_zmq" and not p.live_endpoint:
             raise ConfigError(f"stage '{name}': field 'live_endpoint' is required when live = 'pixel_zmq'")
         if p.live_match not in ("time", "arrival"):
@@ -125,7 +132,8 @@ class GazeAOIStage(Stage):
             raise ConfigError(f"stage '{self.name}': no gaze source: set 'recording' or 'live', or inject a provider")
 
     def _open_live(self, size: tuple[int, int] | None) -> Any:
-        from rtface.gaze.live import GazeQueue, PixelGazeReceiver, PupilRemoteReceiver
+        from rtface.gaze.live import (GazeQueue, LSLGazeReceiver, NeonRealtimeReceiver, PixelGazeReceiver,
+                                      PupilRemoteReceiver)
         from rtface.gaze.providers import LiveGazeProvider
 
         p = self.params
@@ -135,6 +143,12 @@ class GazeAOIStage(Stage):
                                           min_confidence=p.min_confidence, sync_clock=True,
                                           sync_rounds=p.clock_sync_rounds)
             where = f"Pupil Remote tcp://{p.live_host}:{p.live_port}"
+        elif self.live == "lsl":
+            rx = LSLGazeReceiver(p.live_stream, queue=q, x_channel=p.live_x_channel, y_channel=p.live_y_channel)
+            where = f"LSL stream '{p.live_stream}'"
+        elif self.live == "neon":
+            rx = NeonRealtimeReceiver(p.live_host, p.live_neon_port, queue=q)
+            where = f"Neon Companion {p.live_host}:{p.live_neon_port}"
         else:
             rx = PixelGazeReceiver(p.live_endpoint, queue=q)
             where = f"gaze input {p.live_endpoint}"
