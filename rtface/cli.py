@@ -15,6 +15,7 @@ from rtface.errors import RtfaceError
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging off the status line
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")  # rtface reports device/file failures itself, naming them
 
 
 def _status_line(engine, total: int | None) -> str:
