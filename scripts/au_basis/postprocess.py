@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rtface.au.solve import similarity_tangent  # the same generators the runtime solver uses
+
 IRIS_IDS = np.arange(468, 478)
 # Lid-margin and inner-lip landmarks (aperture edges) and the face-oval (silhouette) landmarks: their pixel->surface
 # pin in the geometric transfer is unreliable (eyeball / mouth cavity / silhouette under them).
@@ -28,20 +30,6 @@ def hybrid(measured: np.ndarray, geometric: np.ndarray) -> np.ndarray:
     out[APERTURE_IDS] = measured[APERTURE_IDS]
     out[FACE_OVAL_IDS] = measured[FACE_OVAL_IDS]
     return out
-
-
-def similarity_tangent(c: np.ndarray) -> np.ndarray:
-    """(478*3, 7) basis of infinitesimal similarity motions of the point set c (N,3): tx,ty,tz, wx,wy,wz, scale."""
-    n = len(c)
-    a = np.zeros((n, 3, 7))
-    a[:, 0, 0] = a[:, 1, 1] = a[:, 2, 2] = 1.0
-    x, y, z = c[:, 0], c[:, 1], c[:, 2]
-    # omega x c
-    a[:, 1, 3], a[:, 2, 3] = -z, y
-    a[:, 0, 4], a[:, 2, 4] = z, -x
-    a[:, 0, 5], a[:, 1, 5] = -y, x
-    a[:, :, 6] = c
-    return a.reshape(n * 3, 7)
 
 
 def remove_similarity(b: np.ndarray, c: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
