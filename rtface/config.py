@@ -101,7 +101,7 @@ class EngineConfig:
 
 def resolve_stage_class(kind: str, where: str) -> type[Stage]:
     """Built-in kind, or ``package.module:ClassName`` for a user's own stage."""
-    from rtface.graph.stage import _REGISTRY
+    from rtface.graph.stage import registered_kinds, stage_class
 
     if ":" in kind:
         mod, _, attr = kind.partition(":")
@@ -112,15 +112,15 @@ def resolve_stage_class(kind: str, where: str) -> type[Stage]:
         if not (isinstance(cls, type) and issubclass(cls, Stage)):
             raise ConfigError(f"{where}: field 'kind': {kind!r} is not a Stage subclass")
         return cls
-    if kind not in _REGISTRY and kind in BUILTIN_STAGES:
+    if kind not in registered_kinds() and kind in BUILTIN_STAGES:
         try:
             importlib.import_module(BUILTIN_STAGES[kind])
         except ImportError as exc:
             raise ConfigError(f"{where}: field 'kind': stage {kind!r} is not available: {exc}") from exc
-    if kind not in _REGISTRY:
+    if kind not in registered_kinds():
         raise ConfigError(f"{where}: field 'kind': unknown stage kind {kind!r} "
                           f"(built-in: {', '.join(BUILTIN_STAGES)}; or 'package.module:Class')")
-    return _REGISTRY[kind]
+    return stage_class(kind)
 
 
 def _coerce(value: Any, typ: Any, where: str, name: str) -> Any:

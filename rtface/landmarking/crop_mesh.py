@@ -10,14 +10,7 @@ import cv2
 import numpy as np
 
 from rtface.landmarking.base import RawFace, landmarks_bbox, mp_landmarks_to_px
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+from rtface.landmarking.tracker import iou_matrix
 
 
 class CropMeshBackend:
@@ -74,7 +67,7 @@ class CropMeshBackend:
         boxes: list[tuple[np.ndarray, float]] = list(self._prev)
         if self._frame % self.redetect_every == 0 or not boxes:
             for box, score in self._detections(rgb):
-                if all(_iou(box, b) < 0.3 for b, _ in boxes):
+                if not boxes or iou_matrix(box[None], np.array([b for b, _ in boxes])).max() < 0.3:
                     boxes.append((box, score))
         self._frame += 1
         faces: list[RawFace] = []
@@ -86,7 +79,7 @@ class CropMeshBackend:
             if lm is None:
                 continue
             lb = landmarks_bbox(lm)
-            if any(_iou(lb, k) > 0.5 for k, _ in kept):  # two boxes converged on the same face
+            if kept and iou_matrix(lb[None], np.array([k for k, _ in kept])).max() > 0.5:  # two boxes converged on the same face
                 continue
             kept.append((lb, score))
             faces.append(RawFace(lm, score))

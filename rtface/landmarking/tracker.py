@@ -76,11 +76,6 @@ class FaceTracker:
                 ids[i] = tr.face_id
         return ids, out_scores
 
-    @property
-    def new_face_pending(self) -> bool:
-        """True if some live track still has no score (the stage may score it with a detector run)."""
-        return any(np.isnan(t.score) for t in self._tracks if t.missing == 0)
-
     def set_scores(self, ids: list[int], scores: list[float]) -> None:
         for t in self._tracks:
             if t.face_id in ids:

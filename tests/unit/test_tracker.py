@@ -31,12 +31,12 @@ def test_face_lost_gets_new_id_after_max_missing():
     assert tr.update(np.array([[0, 0, 10, 10]], float), np.array([0.9]))[0] == [1]
 
 
-def test_new_face_pending_and_set_scores():
+def test_set_scores_fills_missing_track_scores():
     tr = FaceTracker()
     ids, sc = tr.update(np.array([[0, 0, 10, 10]], float), np.array([np.nan]))
-    assert tr.new_face_pending
+    assert np.isnan(sc[0])
     tr.set_scores(ids, [0.7])
-    assert not tr.new_face_pending
+    assert tr.update(np.array([[1, 0, 11, 10]], float), np.array([np.nan]))[1] == [0.7]
 
 
 def test_fast_landmark_parse_matches_the_protobuf_objects():
