@@ -38,6 +38,22 @@ BUILTIN_STAGES = {
     "gaze_aoi": "rtface.stages.gaze_aoi",
 }
 ERROR_POLICIES = ("raise", "skip", "disable")
+MIN_STATS_INTERVAL_S = 0.1  # heartbeat at most 10 times a second
+
+
+def _require(ok: bool, name: str, what: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"field '{name}' {what}, got {value!r}")
+
+
+def _check_endpoint(endpoint: str, section: str) -> None:
+    from rtface.errors import TransportError
+    from rtface.transport.guard import parse_endpoint
+
+    try:
+        parse_endpoint(endpoint, where=f"{section} endpoint")
+    except TransportError as exc:
+        raise ValueError(f"field 'endpoint': {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -48,12 +64,20 @@ class SourceConfig:
     fps: float = 30.0  # frame rate assumed for image folders
     allow_incomplete: bool = False  # accept a file that ended early or had undecodable frames (else: error)
 
+    def __post_init__(self) -> None:
+        _require(self.fps > 0, "fps", "must be > 0", self.fps)
+
 
 @dataclass(frozen=True)
 class EngineSettings:
     ring_slots: int = 8  # power of two
     max_frames: int = 0  # stop after this many frames (0 = until the source ends)
-    stats_interval_s: float = 1.0  # heartbeat period
+    stats_interval_s: float = 1.0  # heartbeat period, s (at least MIN_STATS_INTERVAL_S)
+
+    def __post_init__(self) -> None:
+        _require(self.max_frames >= 0, "max_frames", "must be >= 0 (0 = until the source ends)", self.max_frames)
+        _require(self.stats_interval_s >= MIN_STATS_INTERVAL_S, "stats_interval_s",
+                 f"must be >= {MIN_STATS_INTERVAL_S} s", self.stats_interval_s)
 
 
 @dataclass(frozen=True)
@@ -65,11 +89,24 @@ class PublishConfig:
     wait_subscribers: int = 0  # before the first frame, wait until this many subscriptions arrived (file mode)
     wait_timeout_s: float = 10.0  # ... for at most this long, then start anyway
 
+    def __post_init__(self) -> None:
+        _check_endpoint(self.endpoint, "publish")
+        _require(self.sndhwm >= 1, "sndhwm", "must be >= 1 (messages; 0 would mean unbounded)", self.sndhwm)
+        _require(self.wait_subscribers >= 0, "wait_subscribers", "must be >= 0", self.wait_subscribers)
+        _require(self.wait_timeout_s >= 0, "wait_timeout_s", "must be >= 0", self.wait_timeout_s)
+
 
 @dataclass(frozen=True)
 class ControlConfig:
     enabled: bool = True  # REP socket for commands (calibrate/save/load neutral, stats, stop)
     endpoint: str = "tcp://127.0.0.1:5556"  # loopback by default
+    auth: str = "token"  # "token": state-changing commands need the engine's token | "none" (loopback only)
+    token: str = ""  # fixed token (>= 16 characters); "" = $RTFACE_CONTROL_TOKEN or a random one per run
+
+    def __post_init__(self) -> None:
+        _check_endpoint(self.endpoint, "control")
+        _require(self.auth in ("token", "none"), "auth", "must be 'token' or 'none'", self.auth)
+        _require(not self.token or len(self.token) >= 16, "token", "must be at least 16 characters", "<hidden>")
 
 
 @dataclass(frozen=True)

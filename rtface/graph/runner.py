@@ -90,8 +90,10 @@ class Engine:
                                 self.publisher.endpoint)
         if cfg.control.enabled:
             from rtface.transport.control import ControlServer
+            from rtface.transport.guard import TokenAuth
 
-            self.control = ControlServer(cfg.control.endpoint, self.handle_command)
+            auth = TokenAuth.from_settings(cfg.control.token) if cfg.control.auth == "token" else None
+            self.control = ControlServer(cfg.control.endpoint, self.handle_command, auth=auth)
         if cfg.output.path:
             from rtface.output.table_writer import TableWriter
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 import zmq
 
 from rtface.errors import TransportError
+from rtface.transport.guard import STREAM_LIMITS, Limits, harden_socket, parse_endpoint, recv_parts
 from rtface.transport.publisher import DEFAULT_ENDPOINT
 from rtface.transport.wire import TOPIC_FRAME, TOPIC_PREFIX, decode_multipart
 
@@ -45,22 +46,23 @@ class GapCounter:
 class Subscriber:
     """SUB socket connected to ``endpoint`` and subscribed to each prefix in ``topics``.
 
-    ``rcvhwm`` is in messages. Counters: ``received`` (decoded messages), ``malformed`` (messages that raised),
+    ``rcvhwm`` is in messages; ``limits`` bound each inbound message (:mod:`rtface.transport.guard`; default 8 MiB
+    per part, a bigger one disconnects the publisher until ZeroMQ reconnects). Counters: ``received`` (decoded messages), ``malformed`` (messages that raised),
     ``missed_frames`` (frame messages dropped between publisher and this subscriber, from ``seq`` gaps),
     ``index_gaps`` (frame indices skipped per source, dropped upstream or in transport).
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, topics: Sequence[str] = (TOPIC_PREFIX,), *,
-                 rcvhwm: int = 1000, context: zmq.Context | None = None) -> None:
+                 rcvhwm: int = 1000, context: zmq.Context | None = None, limits: Limits = STREAM_LIMITS) -> None:
         if isinstance(topics, str):
             topics = (topics,)
-        if not isinstance(endpoint, str) or "://" not in endpoint:
-            raise TransportError(f"subscriber endpoint {endpoint!r} is invalid: expected e.g. {DEFAULT_ENDPOINT!r}")
+        parse_endpoint(endpoint, for_bind=False, where="subscriber endpoint")
         self.endpoint = endpoint
         self.topics = tuple(topics)
+        self.limits = limits
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
+        harden_socket(self._sock, limits)  # a bigger message disconnects the publisher (ZeroMQ reconnects)
         self._sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
         try:
             for t in self.topics:
@@ -99,9 +101,11 @@ class Subscriber:
         timeout_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
         if not self._poller.poll(timeout_ms):
             return None
-        frames = sock.recv_multipart(flags=zmq.NOBLOCK, copy=True)
         try:
-            topic, msg = decode_multipart(frames)
+            frames = recv_parts(sock, self.limits)
+            if frames is None:
+                return None
+            topic, msg = decode_multipart(frames, self.limits)
         except TransportError:
             self.malformed += 1
             raise
@@ -114,9 +118,14 @@ class Subscriber:
         return topic, msg
 
     def __iter__(self) -> Iterator[tuple[str, dict]]:
-        """Yield messages forever (until the subscriber is closed)."""
+        """Yield messages forever (until the subscriber is closed); malformed ones are counted and skipped."""
         while self._sock is not None:
-            item = self.recv(None)
+            try:
+                item = self.recv(None)
+            except TransportError:
+                if self._sock is None:
+                    return
+                continue
             if item is not None:
                 yield item
 
