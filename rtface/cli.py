@@ -157,11 +157,13 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.face_id is not None:
         kwargs["face_id"] = args.face_id
-    if args.path:
-        kwargs["path"] = str(os.path.abspath(args.path))
-    if args.command_name in ("save_neutral", "load_neutral") and ("face_id" not in kwargs or "path" not in kwargs):
-        raise RtfaceError(f"{args.command_name.replace('_', '-')} needs --face-id and --path")
-    result = send_command(args.endpoint, args.command_name, timeout_s=args.timeout, **kwargs)
+    if args.name:
+        kwargs["name"] = args.name
+    if args.overwrite:
+        kwargs["overwrite"] = True
+    if args.command_name in ("save_neutral", "load_neutral") and ("face_id" not in kwargs or "name" not in kwargs):
+        raise RtfaceError(f"{args.command_name.replace('_', '-')} needs --face-id and --name")
+    result = send_command(args.endpoint, args.command_name, timeout_s=args.timeout, token=args.token, **kwargs)
     print(json.dumps(result, indent=2, default=str) if not isinstance(result, str) else result)
     return 0
 
@@ -204,7 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
                    type=lambda s: s.replace("-", "_"),
                    help="ping | stats | stop | calibrate-neutral | save-neutral | load-neutral")
     c.add_argument("--face-id", type=int, help="face id (calibrate: default every tracked face)")
-    c.add_argument("--path", help=".npz file for save-neutral / load-neutral")
+    c.add_argument("--name", help="neutral name for save-neutral / load-neutral (a file <name>.npz in the engine's "
+                                  "[control] neutral_dir; names only, no paths)")
+    c.add_argument("--overwrite", action="store_true", help="save-neutral: replace an existing neutral of that name")
+    c.add_argument("--token", help="control token (default: $RTFACE_CONTROL_TOKEN, or the token file the engine "
+                                   "wrote for this endpoint for the same user)")
     c.add_argument("--endpoint", default="tcp://127.0.0.1:5556")
     c.add_argument("--timeout", type=float, default=5.0)
     c.set_defaults(func=cmd_ctl)

@@ -102,6 +102,7 @@ class ControlConfig:
     endpoint: str = "tcp://127.0.0.1:5556"  # loopback by default
     auth: str = "token"  # "token": state-changing commands need the engine's token | "none" (loopback only)
     token: str = ""  # fixed token (>= 16 characters); "" = $RTFACE_CONTROL_TOKEN or a random one per run
+    neutral_dir: str = ""  # folder of save-/load-neutral files ("" = <user data folder>/neutrals)
 
     def __post_init__(self) -> None:
         _check_endpoint(self.endpoint, "control")

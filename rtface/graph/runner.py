@@ -163,13 +163,28 @@ class Engine:
         if cmd == "calibrate_neutral":
             fid = req.get("face_id")
             return {"calibrated_now": self.stage(cmd).calibrate_neutral(None if fid is None else int(fid))}
-        if cmd == "save_neutral":
-            return str(self.stage(cmd).save_neutral(int(req["face_id"]), str(req["path"])))
-        if cmd == "load_neutral":
-            meta = self.stage(cmd).load_neutral(int(req["face_id"]), str(req["path"]))
-            return {k: str(v) for k, v in meta.items()}
+        if cmd in ("save_neutral", "load_neutral"):
+            return self._neutral_command(req)
         raise ValueError(f"unknown command {cmd!r} (ping, stats, stop, calibrate_neutral, save_neutral, "
                          f"load_neutral)")
+
+    def _neutral_command(self, req: dict) -> dict:
+        """save_neutral / load_neutral: files by name in the one neutral folder (rtface.neutral_files)."""
+        from rtface.neutral_files import NeutralFolder
+
+        cmd, fid = req["cmd"], req.get("face_id")
+        if "path" in req:
+            raise ValueError(f"{cmd}: takes a 'name' (files live in [control] neutral_dir), not a 'path'")
+        if isinstance(fid, bool) or not isinstance(fid, int):
+            raise ValueError(f"{cmd}: 'face_id' must be an integer, got {fid!r}")
+        stage = self.stage(cmd)
+        folder = NeutralFolder(self.config.control.neutral_dir)
+        if cmd == "save_neutral":
+            path = folder.save(req.get("name"), lambda p: stage.save_neutral(fid, p),
+                               overwrite=req.get("overwrite") is True)
+            return {"name": path.stem, "path": str(path)}
+        meta = folder.load(req.get("name"), lambda p: stage.load_neutral(fid, p))
+        return {k: str(v) for k, v in meta.items()}
 
     def __enter__(self) -> "Engine":
         return self
