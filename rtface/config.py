@@ -114,6 +114,8 @@ class ControlConfig:
 class OutputConfig:
     path: str = ""  # .parquet or .csv; "" = no file
     write_canonical: bool = False  # also write canonical landmarks cX_i, cY_i, cZ_i (cm)
+    overwrite: bool = False  # replace an existing file at path once the run completes (else: refuse at start)
+    finalize_on_stop: bool = False  # a file run stopped early (ctl stop) still gets its final name (exit 0)
 
 
 @dataclass(frozen=True)
@@ -276,8 +278,33 @@ def check_graph(cfg: EngineConfig) -> None:
         available.update(st.cls.outputs)
 
 
+def _read_toml(p: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc}") from exc
+
+
+def merge_over_default(data: dict[str, Any], origin: str = "<dict>") -> dict[str, Any]:
+    """``data`` laid over the packaged default: each section's fields replace the default's, other fields and
+    sections keep their default; ``[[stages]]`` replaces the default pipeline only if ``data`` declares it."""
+    merged = _read_toml(CONFIG_DIR / "default.toml")
+    for key, value in data.items():
+        if key != "stages" and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(path: str | Path | None = None) -> EngineConfig:
-    """Load a TOML config; ``None`` = the packaged default (configs/default.toml)."""
+    """Load a TOML config; ``None`` = the packaged default (configs/default.toml).
+
+    A file overrides the packaged default (:func:`merge_over_default`), so a file with only ``[publish] sndhwm``
+    keeps the default pipeline and pacing. Errors name the file the field came from.
+    """
     p = Path(path) if path is not None else CONFIG_DIR / "default.toml"
     if not p.is_file():
         named = CONFIG_DIR / f"{p.name}.toml" if p.suffix == "" else None
@@ -285,11 +312,8 @@ def load_config(path: str | Path | None = None) -> EngineConfig:
             p = named
         else:
             raise ConfigError(f"config file not found: {p}")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
-    return config_from_dict(data, str(p))
+    data = _read_toml(p)
+    return config_from_dict(merge_over_default(data, str(p)), str(p))
 
 
 def with_overrides(cfg: EngineConfig, **sections: dict[str, Any]) -> EngineConfig:
