@@ -120,11 +120,12 @@ class Publisher:
             self._sock.poll(int(min(left, 0.05) * 1000), zmq.POLLIN)
         return True
 
-    def close(self) -> None:
-        """Close the socket with linger=0 (unsent messages are discarded). Safe to call twice."""
+    def close(self, linger_s: float = 0.0) -> None:
+        """Close the socket; ZeroMQ keeps trying to deliver queued messages for ``linger_s`` seconds in the
+        background (default 0: unsent messages are discarded). Safe to call twice."""
         sock, self._sock = self._sock, None
         if sock is not None:
-            sock.close(linger=0)
+            sock.close(linger=int(max(0.0, linger_s) * 1000))
 
     @property
     def closed(self) -> bool:
