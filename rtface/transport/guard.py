@@ -184,7 +184,8 @@ def parse_endpoint(endpoint: Any, *, for_bind: bool = True, where: str = "endpoi
     ``tcp://host:*`` and ``tcp://host:0`` (random free port) are accepted for binding only.
     """
     def bad(why: str) -> TransportError:
-        return TransportError(f"{where} {endpoint!r} is invalid: {why} (expected e.g. 'tcp://127.0.0.1:5556')")
+        return TransportError(f"{where} {endpoint!r} is invalid: {why} (expected tcp://host:port, e.g. "
+                              f"tcp://127.0.0.1:0 to bind a random free port)")
 
     if not isinstance(endpoint, str) or "://" not in endpoint:
         raise bad("expected transport://address")
