@@ -10,6 +10,8 @@ Interface (each function stands alone; none keeps state except :class:`TokenAuth
 - :func:`unpack` / :func:`unpack_map`: strict msgpack (length limits, str keys, no ext types or timestamps,
   bounded nesting; never pickle); anything else raises :class:`MalformedMessage`.
 - :func:`split_envelope`: ROUTER routing frames vs body, so each request gets exactly one reply.
+- :class:`GuardedConnection`: a connecting socket (SUB, DEALER) that is re-made after an oversize message made
+  libzmq drop its connection (which libzmq never retries by itself).
 - :func:`parse_endpoint`, :func:`is_loopback`, :func:`check_bind` (warn for any non-loopback bind; refuse roles in
   :data:`AUTH_REQUIRED_ROLES` there without authentication), :func:`bind` (check + bind + bound address).
 - :class:`TokenAuth`: a shared secret for state-changing requests (constant-time compare), with a per-user token
@@ -26,6 +28,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +167,89 @@ def split_envelope(parts: list[bytes]) -> tuple[list[bytes], list[bytes]]:
         if len(parts[i]) == 0:
             return parts[:i + 1], parts[i + 1:]
     return parts[:1], parts[1:]
+
+
+class GuardedConnection:
+    """A connecting socket (SUB, DEALER, ...) that survives oversize messages.
+
+    With ``ZMQ_MAXMSGSIZE`` set, libzmq drops a connection whose peer sent a bigger message and, as that is a
+    protocol error, never reconnects it. This owner watches the socket's DISCONNECTED events and, once the messages
+    already queued are read, replaces the socket by a new one (same ``setup``) connected to the same endpoint;
+    ``reconnects`` counts that. ``setup(sock)`` sets options such as SUBSCRIBE and RCVHWM. Owned by one thread.
+    """
+
+    def __init__(self, kind: int, endpoint: str, limits: Limits, setup: Any = None, *,
+                 context: zmq.Context | None = None, where: str = "endpoint") -> None:
+        parse_endpoint(endpoint, for_bind=False, where=where)
+        self.endpoint, self.limits, self.kind, self._setup = endpoint, limits, kind, setup
+        self._ctx = context or zmq.Context.instance()
+        self.reconnects = 0
+        self.sock: zmq.Socket | None = None
+        self._mon: zmq.Socket | None = None
+        self._open()
+
+    def _open(self) -> None:
+        sock = self._ctx.socket(self.kind)
+        try:
+            harden_socket(sock, self.limits)
+            if self._setup is not None:
+                self._setup(sock)
+            mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            try:
+                sock.connect(self.endpoint)
+            except zmq.ZMQError as exc:
+                sock.disable_monitor()
+                mon.close(linger=0)
+                raise TransportError(f"cannot connect to {self.endpoint}: {exc.strerror}") from exc
+        except BaseException:
+            sock.close(linger=0)
+            raise
+        self.sock, self._mon = sock, mon
+        self._poller = zmq.Poller()
+        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(mon, zmq.POLLIN)
+
+    def _reopen(self) -> None:
+        self._close_socket()
+        self._open()
+        self.reconnects += 1
+
+    def poll(self, timeout_ms: int | None) -> bool:
+        """Wait up to ``timeout_ms`` (None = forever) for a message; True if one is waiting."""
+        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        while self.sock is not None:
+            left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            ready = dict(self._poller.poll(left))
+            if self.sock in ready:
+                return True
+            if self._mon in ready:
+                while self._mon.poll(0):
+                    self._mon.recv_multipart()
+                self._reopen()
+                continue
+            if left == 0 or deadline is not None and time.monotonic() >= deadline:
+                return False
+        return False
+
+    def recv_parts(self) -> list[bytes] | None:
+        """:func:`recv_parts` on the current socket (NOBLOCK)."""
+        if self.sock is None:
+            raise TransportError(f"connection to {self.endpoint} is closed")
+        return recv_parts(self.sock, self.limits)
+
+    def _close_socket(self) -> None:
+        sock, mon, self.sock, self._mon = self.sock, self._mon, None, None
+        if sock is not None:
+            try:
+                sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            sock.close(linger=0)
+        if mon is not None:
+            mon.close(linger=0)
+
+    def close(self) -> None:
+        self._close_socket()
 
 
 # ------------------------------------------------------------------------------------------------------- endpoints
