@@ -52,6 +52,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         src["loop"] = True
     if args.allow_incomplete:
         src["allow_incomplete"] = True
+    if args.sequence:
+        src["images"] = "sequence"
     if args.endpoint:
         pub["endpoint"] = args.endpoint
     if args.no_publish:
@@ -268,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pace a file at its frame rate, as if it were a camera (may drop frames)")
     r.add_argument("--no-realtime", dest="realtime", action="store_false", help="process every frame, fast")
     r.add_argument("--loop", action="store_true", help="restart a file at its end")
+    r.add_argument("--sequence", action="store_true",
+                   help="an image folder/glob holds frames of one video (tracking, per-person face shape, temporal "
+                        "filters); default: every image is measured on its own, like OpenFace's FaceLandmarkImg")
     r.add_argument("--allow-incomplete", action="store_true",
                    help="accept a truncated or partly undecodable file (default: exit 2, keep a .partial output)")
     r.add_argument("--out", help="write one row per face per frame to this .parquet or .csv file")

@@ -63,6 +63,7 @@ class SourceConfig:
     loop: bool = False  # restart a file at its end
     fps: float = 30.0  # frame rate assumed for image folders
     allow_incomplete: bool = False  # accept a file that ended early or had undecodable frames (else: error)
+    images: str = "stills"  # image folders/globs: "stills" (each image on its own) | "sequence" (frames of a video)
 
     def __post_init__(self) -> None:
         _require(self.fps > 0, "fps", "must be > 0", self.fps)

@@ -24,6 +24,7 @@ class FrameMeta:
     width: int  # px
     height: int  # px
     source: str = ""  # human-readable source name (file name, "camera:0", ...)
+    still: bool = False  # an independent still image (not part of a sequence): no state carries across frames
 
 
 @dataclass(slots=True)
@@ -52,7 +53,8 @@ class Face:
     metric_cm: np.ndarray | None = None  # (478, 3) float32 metric 3D in camera frame, cm
     posefree_cm: np.ndarray | None = None  # (478, 3) float32 pose removed (canonical frame, cm)
     canonical_cm: np.ndarray | None = None  # (478, 3) float32 pose and identity removed, expression kept
-    neutral_ready: bool = False  # the per-person neutral is reliable (warm-up finished or calibrated)
+    neutral_ready: bool = False  # the person's own neutral shape is reliable (refined from frames or explicit)
+    shape_frames: float = 0.0  # effective frames behind the person's shape (0 = population prior; inf = explicit)
     au_intensity: np.ndarray | None = None  # (K,) float32 FACS 0-5 scale, order = AU stage's names
     au_presence: np.ndarray | None = None  # (K,) bool
     emotion: np.ndarray | None = None  # (C,) float32 probabilities, order = emotion stage's class names

@@ -241,6 +241,11 @@ class AUSolver:
     def n_aus(self) -> int:
         return len(self.names)
 
+    def readout_facs(self) -> np.ndarray:
+        """(K, 1434) linear read-out of the unconstrained estimate in FACS points per cm of displacement
+        (``unit_to_facs * G^-1 M``); propagates a displacement covariance to per-AU variances."""
+        return np.linalg.solve(self._G, self._AtW) * self.unit_to_facs[:, None]
+
     def solve_activations(
         self, canonical_cm: np.ndarray, template_cm: np.ndarray, prev: np.ndarray | None = None,
         noise_z: float | None = None,
@@ -274,3 +279,24 @@ class AUSolver:
     ) -> np.ndarray:
         """FACS 0-5 intensities (K,) float32 for one face; ``prev`` = previous raw activations (warm start)."""
         return self.to_facs(self.solve_activations(canonical_cm, neutral_cm_template, prev, noise_z), noise_t)
+
+
+class ExpressionScorer:
+    """How much AU-shaped displacement a face shows, in cm: ``sum_k a_k |b_k|`` with ``a`` the unbounded NNLS
+    activations (the AU stage's default weights and re-alignment, no noise terms) and ``|b_k|`` each column's RMS
+    over the face landmarks. Unbounded and in cm (not FACS points) so a person's own face shape, which adds a
+    roughly constant offset, neither saturates it nor lets AUs with tiny fields dominate: the canonical stage ranks
+    a person's frames by it to find their rest frames."""
+
+    def __init__(self, basis: Any, template_cm: np.ndarray) -> None:
+        meta = getattr(basis, "meta", None) or {}
+        self._solver = AUSolver(basis, ridge=0.01, upper=None, landmark_weights=landmark_weights(),
+                                realign_anchors=meta.get("solve_realign_anchors"), template_cm=template_cm)
+        m = np.asarray(basis.matrix, dtype=np.float64)[: 468 * 3]
+        self._norm = np.sqrt((m ** 2).sum(0) / 468.0)
+        self._template = np.asarray(template_cm, dtype=np.float64)
+
+    def score(self, displacement_cm: np.ndarray) -> float:
+        """Expression displacement (cm) of ``displacement_cm`` (478, 3) from the reference neutral."""
+        a = self._solver.solve_activations(self._template + displacement_cm, self._template)
+        return float(a @ self._norm)

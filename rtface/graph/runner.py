@@ -99,7 +99,8 @@ class Engine:
         src = cfg.source
         # build (not open) the source first: a missing file is reported before any model loads
         self.source = open_source(resolve_source_spec(src.spec), realtime=src.realtime,
-                                  loop=src.loop or self.sample_loops(), fps=src.fps)
+                                  loop=src.loop or self.sample_loops(), fps=src.fps,
+                                  images=src.images)
         if cfg.output.path:  # ... and so is an output path that cannot be written
             from rtface.output.table_writer import check_output_path
 
@@ -356,7 +357,8 @@ class Engine:
                     continue
                 frame_buf = frame.image  # reused for the next frame: stages must not keep the image
                 h, w = frame.image.shape[:2]
-                meta = FrameMeta(frame.index, frame.t_capture_ns, frame.t_media_ns, w, h, self.source.name)
+                meta = FrameMeta(frame.index, frame.t_capture_ns, frame.t_media_ns, w, h, self.source.name,
+                                 self.source.stills)
                 result = FrameResult(meta)
                 self._run_stages(frame.image, result)
                 if self.publisher is not None:

@@ -76,6 +76,11 @@ class FaceTracker:
                 ids[i] = tr.face_id
         return ids, out_scores
 
+    def reset(self) -> None:
+        """Forget every track; ids start at 0 again (independent still images: ids are per image)."""
+        self._tracks = []
+        self._next_id = 0
+
     def set_scores(self, ids: list[int], scores: list[float]) -> None:
         for t in self._tracks:
             if t.face_id in ids:

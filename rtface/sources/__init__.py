@@ -18,7 +18,7 @@ __all__ = ["Source", "CameraSource", "ImageSequenceSource", "StreamSource", "Vid
 
 
 def open_source(spec: str | int | Path, *, realtime: bool = False, loop: bool = False,
-                fps: float | None = None) -> Source:
+                fps: float | None = None, images: str = "stills") -> Source:
     """Build (not open) the Source for ``spec``.
 
     - int or digit string -> CameraSource (``fps`` = requested rate); a character device path -> CameraSource
@@ -28,7 +28,19 @@ def open_source(spec: str | int | Path, *, realtime: bool = False, loop: bool = 
     - existing image file (.jpg/.jpeg/.png/.bmp) -> 1-frame ImageSequenceSource; other existing file ->
       VideoFileSource (``fps`` only replaces a missing/invalid container rate)
     - anything else -> SourceError("... no such file: <path>")
+
+    ``images``: "stills" (default) marks image sources' frames as independent stills (``Source.stills``: every image
+    measured on its own, as OpenFace's FaceLandmarkImg does); "sequence" treats them as frames of one video.
     """
+    if images not in ("stills", "sequence"):
+        raise SourceError(f"source: images must be 'stills' or 'sequence', got {images!r}")
+    src = _open_source(spec, realtime=realtime, loop=loop, fps=fps)
+    if isinstance(src, ImageSequenceSource):
+        src.stills = images == "stills"
+    return src
+
+
+def _open_source(spec: str | int | Path, *, realtime: bool, loop: bool, fps: float | None) -> Source:
     if isinstance(spec, bool):
         raise SourceError(f"source: invalid spec {spec!r}")
     if isinstance(spec, int):

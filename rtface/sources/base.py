@@ -32,6 +32,7 @@ class Source(ABC):
     def __init__(self, name: str, *, live: bool, fps: float | None = None, frame_count: int | None = None) -> None:
         self.name = name
         self.live = live
+        self.stills = False  # frames are independent still images (no state should carry across them)
         self.fps = fps
         self.frame_count = frame_count
         self.frames_read = 0

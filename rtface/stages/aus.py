@@ -2,31 +2,35 @@
 
 For each ``Face`` with ``canonical_cm`` set it solves the bounded ridge NNLS of ``canonical_cm - template`` on the
 AU basis (:mod:`rtface.au.solve`; re-aligned per frame on the basis' stable anchors when the basis names them and
-``realign`` is true), warm-started from that face id's previous activations, and fills
-``au_intensity`` ((K,) float32 0-5, order = :attr:`AUStage.names`), ``au_presence`` ((K,) bool, hysteresis,
+``realign`` is true), warm-started from that face id's previous activations in a sequence, and fills
+``au_intensity`` ((K,) float32 0-5, order = :attr:`AUStage.names`), ``au_presence`` ((K,) bool,
 :mod:`rtface.au.presence`) and ``extras["pspi"]`` (float 0-16, :mod:`rtface.au.session`). Every published face
 frame is added to the session accumulators (:meth:`AUStage.summary`).
 
-Noise-aware read-out (defaults; :mod:`rtface.au.solve`, noise model ``noise_path`` = ``rtface/data/au_basis/
-noise.json`` from ``scripts/measure_au_noise.py``): each AU's FACS reading is its estimate minus ``noise_t`` (1.0)
-standard deviations of MediaPipe's landmark noise propagated to that AU (soft threshold), so a still neutral face
-reads ~0 and an AU reads above 0 only once it exceeds its own noise. Presence (``presence_on``/``presence_off``)
-acts on that reading, i.e. ``t`` sigma above each AU's noise. An optional per-AU L1 term (``noise_z``, default 0
-once the neutral is ready) makes an AU turn on only when it explains more displacement than noise would.
+Read-out that knows its own uncertainty: each AU's FACS reading is its estimate minus ``noise_t`` standard
+deviations of what, besides expression, moves that AU's estimate (a soft threshold; 0 until the evidence exceeds it):
 
-Warm-up: before the person's neutral is ready (``face.neutral_ready`` False) the neutral is provisional (the first
-frame, then the median of a few frames), so the displacement carries the noise of two detections (std x sqrt 2)
-plus MediaPipe's detection-to-tracking settling. AUs are still published by default, but with the stronger
-``noise_t_warmup`` (3.0; 2.0 left phantoms of 0.19 FACS on the sample video's frames 8-16, 3.0 gave <= 0.01) and
-``noise_z_warmup`` (0); every published face gets ``extras["au_noise_t"]`` and
-``extras["au_noise_z"]`` (the values used) and ``neutral_ready`` says which regime it is.
-``min_neutral_ready = true`` skips such faces (no AUs, not accumulated).
-Faces whose ``canonical_cm`` has non-finite values are skipped and counted in ``skipped_nonfinite``.
+- the person's face shape: the population's identity spread (face model, :mod:`rtface.facemodel.population`)
+  still left after ``face.shape_frames`` rest frames of this person (:class:`rtface.facemodel.identity.
+  IdentityPosterior`): wide on a single photo, shrinking as the canonical stage refines the person's shape, zero
+  with an explicit neutral;
+- the head pose: what the face model's pose response leaves unexplained, growing with |yaw|, |pitch|, |roll|;
+- MediaPipe's landmark jitter (``noise_path``, ``rtface/data/au_basis/noise.json``), x (1 + 1/n) in variance while
+  the person's neutral rests on n frames (the neutral carries jitter too).
+
+Each is a covariance in landmark space propagated through the solver's linear read-out; the per-AU standard
+deviations used are in ``extras["au_sd"]`` when ``publish_sd`` is true. Presence acts on the reading.
+
+Sequences vs stills: a frame with ``meta.still`` (an independent image) is measured on its own (no warm start, the
+single-frame presence rule); in a sequence presence has timed hysteresis and the NNLS is warm-started.
+``min_neutral_ready = true`` skips faces whose neutral is not ready. Faces whose ``canonical_cm`` has non-finite
+values are skipped and counted in ``skipped_nonfinite``.
 
 Thread ownership: the runner's processing thread owns the stage (open/process/summary/close).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,52 +40,143 @@ from rtface.au.presence import PresenceTracker
 from rtface.au.session import SessionAccumulator
 from rtface.au.solve import AUSolver, NoiseModel, landmark_weights, load_noise_model
 from rtface.errors import ConfigError, DataError, StageError
+from rtface.facemodel.identity import IdentityPosterior, quantise_frames
 from rtface.graph.stage import Stage, register_stage
 from rtface.records import FrameResult
 
-WARMUP_T = 3.0
-WARMUP_Z = 0.0
-_FORGET_AFTER_FRAMES = 300  # drop warm-start / presence state of a face id unseen for this many frames
+N_COORDS = 478 * 3
+_FORGET_AFTER_S = 10.0  # drop warm-start / presence state of a face id unseen for this much media time
 
 
 @dataclass(frozen=True)
 class AUParams:
     basis_path: str = ""  # AU basis .npz ("" = the shipped rtface/data/au_basis/au_basis.npz)
+    face_model_path: str = ""  # population face model ("" = shipped; "none" = no identity/pose terms)
     ridge: float = 0.01  # relative ridge (fraction of the mean column energy of the weighted basis)
     upper_bound: float = 5.0  # FACS upper bound on each AU during the solve (output is clipped to 0-5 anyway)
     weight_contour: float = 0.25  # landmark weight of the face-oval (silhouette) points (others 1)
     weight_iris: float = 0.0  # landmark weight of the 10 iris points (they move with gaze, not expression)
     presence_on: float = 1.0  # FACS intensity at/above which an AU may switch on
     presence_off: float = 0.5  # FACS intensity below which a present AU may switch off
-    n_on: int = 2  # consecutive frames at/above presence_on to switch on
-    n_off: int = 2  # consecutive frames below presence_off to switch off
+    presence_clear: float = 2.0  # FACS intensity at which an AU is present at once (first frame of a face too)
+    presence_on_s: float = 0.03  # media time above presence_on before an AU switches on
+    presence_off_s: float = 0.03  # media time below presence_off before it switches off
     min_neutral_ready: bool = False  # true: publish/accumulate AUs only once face.neutral_ready is set
     pspi_threshold: float = 1.0  # session fac_pspi_pct counts frames with PSPI >= this
     max_iter: int = 50  # NNLS rounds per solve (warm-started solves typically need 1-3)
     realign: bool = True  # re-align each frame on the basis' stable anchors (meta "solve_realign_anchors"), if any
-    noise_path: str = ""  # landmark noise model .json ("" = shipped rtface/data/au_basis/noise.json; "none" = off)
-    noise_t: float = 1.0  # soft threshold: FACS reading = estimate - noise_t x the AU's noise std (0 = off)
-    noise_z: float = 0.0  # per-AU L1 strength in noise std once the neutral is ready (0 = plain ridge NNLS)
-    noise_t_warmup: float = WARMUP_T  # soft threshold before the neutral is ready
-    noise_z_warmup: float = WARMUP_Z  # L1 strength before the neutral is ready
+    noise_path: str = ""  # landmark jitter model .json ("" = shipped rtface/data/au_basis/noise.json; "none" = off)
+    floor_quantile: float = 0.9  # floor = this quantile of what expressionless faces read (0 = no floor)
+    floor_samples: int = 300  # Monte Carlo faces per floor level
+    noise_z: float = 0.0  # per-AU L1 strength in jitter sd (0 = plain ridge NNLS)
+    obs_sd_cm: float = 0.06  # spread of one rest frame around the person's neutral (as the canonical stage's)
+    publish_floor: bool = False  # true: extras["au_floor"] = the per-AU floor subtracted for this face
 
 
 def build_solver(p: "AUParams", basis: Any, template: np.ndarray,
                  noise: NoiseModel | None = None) -> tuple[AUSolver, NoiseModel | None]:
-    """The AU solver exactly as the live stage configures it (also used to compute emotion-training features,
-    so training and live read-outs match): weights, stable-anchor re-alignment, noise model and soft threshold
-    of the ready regime. Returns (solver, noise model or None)."""
+    """The AU solver exactly as the live stage configures it (also used to compute emotion-training features):
+    weights, stable-anchor re-alignment, jitter model. Returns (solver, jitter model or None)."""
     weights = landmark_weights(p.weight_contour, p.weight_iris)
     meta = getattr(basis, "meta", None) or {}
     anchors = meta.get("solve_realign_anchors") if p.realign else None
-    if noise is None and p.noise_path.lower() != "none" and max(p.noise_t, p.noise_t_warmup, p.noise_z,
-                                                                 p.noise_z_warmup) > 0:
+    if noise is None and p.noise_path.lower() != "none":
         noise = load_noise_model(p.noise_path or None)
     solver = AUSolver(basis, ridge=p.ridge, upper=p.upper_bound, landmark_weights=weights,
                       max_iter=p.max_iter, realign_anchors=anchors, template_cm=template, noise=noise,
-                      noise_z=p.noise_z if noise is not None else 0.0,
-                      noise_t=p.noise_t if noise is not None else 0.0)
+                      noise_z=p.noise_z if noise is not None else 0.0)
     return solver, noise
+
+
+class FloorModel:
+    """Per-AU floors (FACS): what a face with no expression reads, given its shape frames and pose.
+
+    Three parts, combined in quadrature (each a ``quantile`` of readings of expressionless faces):
+
+    - identity: on a single frame, the readings of real neutral photos against the population mean, measured by
+      the face-model build (``PopulationModel.single_frame_floor``); after n rest frames of this person it shrinks
+      by the share of the identity variance still unknown along each AU's read-out
+      (:class:`IdentityPosterior`, analytic); zero for an explicit neutral;
+    - landmark jitter (noise model), x sqrt(1 + 1/n) while the neutral rests on n frames;
+    - head pose: the face model's pose residual, scaled for the pose.
+
+    Jitter and pose parts are Monte Carlo through the solver itself (non-negativity included), ``n_samples`` faces,
+    seeded; every level (quantised frames x pose scale in steps of 0.1) is computed on first use and cached.
+    Without a measured single-frame floor the identity part is Monte Carlo from the identity prior too.
+    """
+
+    def __init__(self, solver: AUSolver, population: Any, obs_sd_cm: float, noise: NoiseModel | None,
+                 quantile: float = 0.9, n_samples: int = 300, seed: int = 0) -> None:
+        self._solver = solver
+        self._pop = population
+        self._noise = noise
+        self._q = float(quantile)
+        self._n = int(n_samples)
+        self._seed = int(seed)
+        self._id: IdentityPosterior | None = None
+        self._real: np.ndarray | None = None
+        if population is not None:
+            self._id = IdentityPosterior(population.identity_factor(), population.detail_sd_cm, obs_sd_cm)
+            self._pose_f = population.pose_residual_factor.reshape(population.pose_residual_factor.shape[0], -1)
+            self._real = population.single_frame_floor_for(solver.names)
+            self._R = solver.readout_facs()
+            self._prior = np.maximum(self._id.posterior_var_along(self._R, 0.0), 1e-12)
+        self._cache: dict[tuple[float, float], np.ndarray] = {}
+        self._jit: dict[float, np.ndarray] = {}
+        self._pose1: np.ndarray | None = None
+
+    def _scale(self, yaw_deg: float, pitch_deg: float, roll_deg: float) -> float:
+        if self._pop is None:
+            return 0.0
+        return round(self._pop.pose_residual_scale(yaw_deg, pitch_deg, roll_deg), 1)
+
+    def floors(self, frames: float, yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+        """(K,) FACS floor for a face whose neutral rests on ``frames`` frames, at this pose."""
+        key = (quantise_frames(frames), self._scale(yaw_deg, pitch_deg, roll_deg))
+        v = self._cache.get(key)
+        if v is None:
+            v = self._cache[key] = self._combine(*key)
+        return v
+
+    def _combine(self, frames: float, pose_scale: float) -> np.ndarray:
+        jf = 1.0 + (1.0 / frames if 1.0 <= frames < math.inf else 0.0)
+        jit = self._jit.get(jf)
+        if jit is None:
+            jit = self._jit[jf] = self._simulate(jitter=math.sqrt(jf))
+        total = jit ** 2
+        if self._pop is not None and pose_scale > 0:
+            if self._pose1 is None:
+                self._pose1 = self._simulate(pose=1.0)
+            total = total + (pose_scale * self._pose1) ** 2
+        if self._id is not None and not math.isinf(frames):
+            if self._real is not None:
+                share = np.clip(self._id.posterior_var_along(self._R, frames) / self._prior, 0.0, 1.0)
+                total = total + self._real ** 2 * share
+            else:
+                total = total + self._simulate(identity_frames=frames) ** 2
+        return np.minimum(np.sqrt(total), 5.0)
+
+    def _simulate(self, jitter: float = 0.0, pose: float = 0.0, identity_frames: float | None = None) -> np.ndarray:
+        rng = np.random.default_rng(self._seed)
+        m = N_COORDS
+        d = np.zeros((self._n, m))
+        if identity_frames is not None and self._id is not None:
+            f, dsd = self._id.F, np.sqrt(self._id.d2)
+            x0 = rng.standard_normal((self._n, f.shape[0])) @ f + rng.standard_normal((self._n, m)) * dsd
+            if identity_frames >= 1.0:
+                e = rng.standard_normal((self._n, m)) * math.sqrt(self._id.obs_var / identity_frames)
+                x0 = x0 - np.stack([self._id.posterior_mean(x + ee, identity_frames) for x, ee in zip(x0, e)])
+            d += x0
+        if pose > 0 and self._pop is not None:
+            d += pose * (rng.standard_normal((self._n, self._pose_f.shape[0])) @ self._pose_f)
+        if jitter > 0 and self._noise is not None:
+            nz = self._noise
+            d += jitter * (rng.standard_normal((self._n, nz.factor.shape[0])) @ nz.factor
+                           + rng.standard_normal((self._n, m)) * np.sqrt(nz.resid_var))
+        t = np.zeros((478, 3))
+        s = self._solver
+        reads = np.stack([s.solve_activations(t + x.reshape(478, 3), t) for x in d]) * s.unit_to_facs
+        return np.quantile(np.minimum(reads, 5.0), self._q, axis=0)
 
 
 @register_stage
@@ -92,57 +187,57 @@ class AUStage(Stage):
     Params = AUParams
 
     def __init__(self, name: str, params: AUParams, *, basis: Any = None, template_cm: np.ndarray | None = None,
-                 noise: NoiseModel | None = None):
-        """``basis`` / ``template_cm`` / ``noise`` override the basis file, the canonical template and the noise
-        model file (tests, tools)."""
+                 noise: NoiseModel | None = None, population: Any = None):
+        """``basis`` / ``template_cm`` / ``noise`` / ``population`` override the basis file, the canonical
+        template, the jitter model file and the face model file (tests, tools)."""
         super().__init__(name, params)
         p = params
-        for f in ("ridge", "weight_contour", "weight_iris", "noise_z", "noise_z_warmup", "noise_t",
-                  "noise_t_warmup"):
+        if not 0.0 <= p.floor_quantile < 1.0:
+            raise ConfigError(f"stage '{name}': field 'floor_quantile' must be in [0, 1), got {p.floor_quantile}")
+        if p.floor_samples < 10:
+            raise ConfigError(f"stage '{name}': field 'floor_samples' must be >= 10, got {p.floor_samples}")
+        for f in ("ridge", "weight_contour", "weight_iris", "noise_z", "presence_on_s",
+                  "presence_off_s", "obs_sd_cm"):
             v = getattr(p, f)
             if not (np.isfinite(v) and v >= 0):
                 raise ConfigError(f"stage '{name}': field '{f}' must be finite and >= 0, got {v}")
         if not (np.isfinite(p.upper_bound) and p.upper_bound > 0):
             raise ConfigError(f"stage '{name}': field 'upper_bound' must be finite and > 0, got {p.upper_bound}")
-        if not (np.isfinite(p.presence_on) and np.isfinite(p.presence_off) and p.presence_off <= p.presence_on):
-            raise ConfigError(f"stage '{name}': fields 'presence_off' ({p.presence_off}) must be <= "
-                              f"'presence_on' ({p.presence_on}), both finite")
-        for f in ("n_on", "n_off", "max_iter"):
-            if getattr(p, f) < 1:
-                raise ConfigError(f"stage '{name}': field '{f}' must be >= 1, got {getattr(p, f)}")
+        if not (np.isfinite(p.presence_on) and np.isfinite(p.presence_off) and np.isfinite(p.presence_clear)
+                and p.presence_off <= p.presence_on <= p.presence_clear):
+            raise ConfigError(f"stage '{name}': fields 'presence_off' ({p.presence_off}) <= 'presence_on' "
+                              f"({p.presence_on}) <= 'presence_clear' ({p.presence_clear}) must hold, all finite")
+        if p.max_iter < 1:
+            raise ConfigError(f"stage '{name}': field 'max_iter' must be >= 1, got {p.max_iter}")
         if not np.isfinite(p.pspi_threshold):
             raise ConfigError(f"stage '{name}': field 'pspi_threshold' must be finite, got {p.pspi_threshold}")
         self._basis_override = basis
         self._template_override = template_cm
         self._noise_override = noise
+        self._population_override = population
         self._solver: AUSolver | None = None
+        self._floors: FloorModel | None = None
         self._presence: PresenceTracker | None = None
         self._session: SessionAccumulator | None = None
         self._template: np.ndarray | None = None
         self._prev: dict[int, np.ndarray] = {}  # face_id -> raw activations of its last solve
-        self._last_seen: dict[int, int] = {}  # face_id -> frame index last seen
+        self._last_seen: dict[int, float] = {}  # face_id -> media time last seen, s
         self.names: tuple[str, ...] = ()
         self.skipped_nonfinite = 0
         self.skipped_not_ready = 0
-        self._zt_ready = self._zt_warmup = (0.0, 0.0)  # (noise_z, noise_t) in use, set at open
 
     # ------------------------------------------------------------------------------------------------ lifecycle
     def open(self) -> None:
         p = self.params
         basis = self._basis_override
         if basis is None:
-            try:
-                from rtface.au.basis import load_au_basis
-            except ImportError as exc:
-                raise ConfigError(
-                    f"stage '{self.name}': AU basis loader rtface.au.basis is unavailable: {exc}"
-                ) from exc
+            from rtface.au.basis import load_au_basis
+
             try:
                 basis = load_au_basis(p.basis_path or None)
-            except OSError as exc:
-                raise ConfigError(
-                    f"stage '{self.name}': field 'basis_path': cannot load {p.basis_path!r}: {exc}"
-                ) from exc
+            except (OSError, DataError) as exc:
+                raise ConfigError(f"stage '{self.name}': field 'basis_path': cannot load {p.basis_path!r}: "
+                                  f"{exc}") from exc
         if self._template_override is not None:
             template = np.asarray(self._template_override, dtype=np.float64)
         else:
@@ -153,13 +248,21 @@ class AUStage(Stage):
             self._solver, noise = build_solver(p, basis, template, self._noise_override)
         except DataError as exc:
             raise ConfigError(f"stage '{self.name}': field 'noise_path': {exc}") from exc
-        on = noise is not None
-        self._zt_ready = (p.noise_z, p.noise_t) if on else (0.0, 0.0)
-        self._zt_warmup = (p.noise_z_warmup, p.noise_t_warmup) if on else (0.0, 0.0)
+        population = self._population_override
+        if population is None and p.face_model_path.lower() != "none":
+            from rtface.facemodel.population import load_population_model
+
+            try:
+                population = load_population_model(p.face_model_path or None)
+            except DataError as exc:
+                raise ConfigError(f"stage '{self.name}': field 'face_model_path': {exc}") from exc
+        self._floors = None if p.floor_quantile == 0 else FloorModel(
+            self._solver, population, p.obs_sd_cm, noise, p.floor_quantile, p.floor_samples)
         self.names = self._solver.names
         self._template = template
-        self._presence = PresenceTracker(len(self.names), on_threshold=p.presence_on,
-                                         off_threshold=p.presence_off, n_on=p.n_on, n_off=p.n_off)
+        self._presence = PresenceTracker(len(self.names), on_threshold=p.presence_on, off_threshold=p.presence_off,
+                                         clear_threshold=p.presence_clear, on_s=p.presence_on_s,
+                                         off_s=p.presence_off_s)
         self._session = SessionAccumulator(self.names, pspi_threshold=p.pspi_threshold)
         self._prev.clear()
         self._last_seen.clear()
@@ -169,14 +272,26 @@ class AUStage(Stage):
 
     # ------------------------------------------------------------------------------------------------ per frame
     def warmup(self) -> None:
-        """Compile the NNLS kernel (numba) with one state-free solve of the template against itself."""
+        """Compile the NNLS kernel (numba) and fill the identity-floor cache for the first frames."""
         if self._solver is not None:
             self._solver.solve(self._template, self._template)
+        if self._floors is not None:
+            self._floors.floors(0.0, 0.0, 0.0, 0.0)
+
+    def floors_for(self, frames: float, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0
+                   ) -> np.ndarray:
+        """(K,) per-AU floor (FACS) the read-out subtracts for such a face (diagnostics, tools)."""
+        if self._solver is None:
+            raise StageError(f"stage '{self.name}': floors_for() called before open()")
+        if self._floors is None:
+            return np.zeros(len(self.names))
+        return self._floors.floors(frames, yaw_deg, pitch_deg, roll_deg)
 
     def process(self, image: np.ndarray, result: FrameResult) -> None:
-        if self._solver is None or self._presence is None or self._session is None or self._template is None:
+        if self._solver is None or self._presence is None or self._session is None:
             raise StageError(f"stage '{self.name}': process() called before open()")
-        frame = result.meta.index
+        still = bool(result.meta.still)
+        t_s = result.meta.t_media_ns / 1e9
         for face in result.faces:
             if face.canonical_cm is None:
                 continue
@@ -191,21 +306,25 @@ class AUStage(Stage):
             if not np.isfinite(cc).all():
                 self.skipped_nonfinite += 1
                 continue
-            z, t = self._zt_ready if face.neutral_ready else self._zt_warmup
-            act = self._solver.solve_activations(cc, self._template, self._prev.get(fid), z)
-            self._prev[fid] = act
-            self._last_seen[fid] = frame
-            inten = self._solver.to_facs(act, t)
-            pres = self._presence.update(fid, inten)
+            prev = None if still else self._prev.get(fid)
+            act = self._solver.solve_activations(cc, self._template, prev)
+            pose = face.pose
+            yaw, pitch, roll = (pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose is not None else (0.0, 0.0, 0.0)
+            floor = self.floors_for(float(face.shape_frames), yaw, pitch, roll)
+            inten = np.clip(act * self._solver.unit_to_facs - floor, 0.0, 5.0).astype(np.float32)
+            if not still:
+                self._prev[fid] = act
+                self._last_seen[fid] = t_s
+            pres = self._presence.update(fid, inten, t_s, still)
             face.au_intensity = inten
             face.au_presence = pres
             face.extras["pspi"] = self._session.add(fid, inten, pres)
-            face.extras["au_noise_z"] = float(z)
-            face.extras["au_noise_t"] = float(t)
-        self._forget_stale(frame)
+            if self.params.publish_floor:
+                face.extras["au_floor"] = floor.astype(np.float32)
+        self._forget_stale(t_s)
 
-    def _forget_stale(self, frame: int) -> None:
-        stale = [f for f, seen in self._last_seen.items() if frame - seen > _FORGET_AFTER_FRAMES]
+    def _forget_stale(self, t_s: float) -> None:
+        stale = [f for f, seen in self._last_seen.items() if abs(t_s - seen) > _FORGET_AFTER_S]
         for f in stale:
             del self._last_seen[f]
             self._prev.pop(f, None)

@@ -1,18 +1,27 @@
-"""Canonicalization stage: metric 3D -> head pose -> pose-free -> per-person neutral -> canonical landmarks.
+"""Canonicalization stage: metric 3D -> head pose -> pose-free -> face model -> canonical landmarks.
 
 For each ``Face`` in ``result.faces`` it fills ``metric_cm`` (camera frame), ``pose`` (HeadPose; angle convention in
-``rtface.geometry.pose``), ``posefree_cm`` (canonical frame), ``canonical_cm`` (= canonical template +
-pose-free - the person's neutral) and ``neutral_ready``. Arrays are written as float32.
+``rtface.geometry.pose``), ``posefree_cm`` (canonical frame), ``canonical_cm`` and ``shape_frames`` /
+``neutral_ready``. Arrays are written as float32.
 
-Neutral modes (``neutral_mode``):
-- ``online``: one ``NeutralEstimator`` per ``face_id`` (warm-up rule in ``rtface.geometry.neutral``); estimators of
-  faces unseen for ``forget_after_frames`` frames are dropped.
-- ``file``: the neutral in ``neutral_file`` (.npz from ``save_neutral``) is every face's neutral (one-person setups).
-- ``none``: no identity removal: ``canonical_cm = posefree_cm`` and ``neutral_ready`` is False.
+Every face is explained by the population face model (:mod:`rtface.facemodel.population`): the shape MediaPipe
+reports = the person's neutral face + the population's pose response at this head pose and face size + expression.
+``canonical_cm = template + (posefree - pose response) - person's neutral``: pose, the camera and the person's face
+shape removed, expression kept. The person's neutral:
 
-Cost (measured, 1350x1350 photo landmarks, 2-core machine under load from other jobs): metric + Procrustes + pose
-median 52 us per face; the whole stage per face median 61-64 us, plus a neutral re-estimate (0.6-4.7 ms) every
-``neutral_update_every`` buffered frames.
+- a single frame, a still image (``FrameMeta.still``) or ``neutral_mode = "population"``: the population mean
+  (``shape_frames`` = 0); the AU stage then uses the population's identity spread for its noise floors;
+- ``online`` (default) in a sequence: refined per tracked face from its rest frames (:mod:`rtface.facemodel.person`);
+  ``shape_frames`` = effective frames behind the estimate; ``neutral_ready`` once it reaches ``ready_frames``;
+- explicit neutrals take precedence: ``rtface ctl calibrate-neutral`` (median of ``calibrate_frames`` frames),
+  ``load_neutral``, or ``neutral_mode = "file"`` (``neutral_file``, every face); ``shape_frames`` = inf;
+- ``none``: no face model (``canonical_cm = posefree_cm``).
+
+Frames are ranked for the person model by their population-level expression displacement
+(``extras["expression_score"]``, cm; :class:`rtface.au.solve.ExpressionScorer`).
+
+Camera (``projection``): weak perspective by default (shape independent of focal length and distance; see
+``rtface.geometry.camera``); fx/fy/vertical_fov_deg only set the translation then.
 
 Thread ownership: the runner's processing thread owns the stage. The runner's commands (``calibrate_neutral``,
 ``save_neutral``, ``load_neutral``) must be called from that same thread (between frames); an internal lock also
@@ -20,6 +29,7 @@ makes them safe against a concurrent ``process``.
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +38,18 @@ from typing import Any
 import numpy as np
 
 from rtface.errors import ConfigError, DataError, StageError
-from rtface.geometry.camera import DEFAULT_VERTICAL_FOV_DEG, Intrinsics, metric_landmarks
+from rtface.facemodel.identity import IdentityPosterior
+from rtface.facemodel.person import PersonParams, PersonShape
+from rtface.facemodel.pose_features import eye_corner_distance_px
+from rtface.facemodel.population import PopulationModel, load_population_model
+from rtface.geometry.camera import DEFAULT_VERTICAL_FOV_DEG, PROJECTIONS, Intrinsics, metric_landmarks
 from rtface.geometry.canonical_model import load_canonical_model
-from rtface.geometry.neutral import NeutralEstimator, load_neutral
+from rtface.geometry.neutral import load_neutral, median0, save_neutral
 from rtface.geometry.pose import PoseSolver
 from rtface.graph.stage import Stage, register_stage
 from rtface.records import Face, FrameResult
 
-_MODES = ("online", "none", "file")
+_MODES = ("online", "population", "file", "none")
 
 
 @dataclass(frozen=True)
@@ -45,17 +59,19 @@ class CanonicalParams:
     cx: float | None = None  # principal point, px (None: image centre)
     cy: float | None = None
     vertical_fov_deg: float = DEFAULT_VERTICAL_FOV_DEG  # used only when fx/fy are not given
+    projection: str = "weak"  # "weak" | "perspective" (rtface.geometry.camera)
     refine_depth: bool = True  # one refinement of the face depth (see rtface.geometry.camera)
-    neutral_mode: str = "online"  # "online" | "none" | "file"
+    face_model_path: str = ""  # population face model .npz ("" = shipped rtface/data/face_model/face_model.npz)
+    neutral_mode: str = "online"  # "online" | "population" | "file" | "none"
     neutral_file: str = ""  # .npz neutral for neutral_mode = "file"
-    warmup_frames: int = 30  # online: frames buffered before the neutral may be declared ready
-    neutral_buffer: int = 120  # online: pose-free frames kept for the neutral estimate
-    neutral_stride: int = 1  # online: buffer every Nth frame
-    neutral_update_every: int = 10  # online: recompute the estimate every N buffered frames
-    neutral_keep_fraction: float = 0.25  # online: share of lowest-expression frames the median uses
-    neutral_max_spread_cm: float = 0.1  # online: ready only if the kept frames' spread is at most this
+    ready_frames: float = 4.0  # online: neutral_ready once the person's shape rests on this many effective frames
+    sample_every_s: float = 0.1  # online: person model keeps at most one frame per this much media time
+    window_s: float = 30.0  # online: and forgets frames older than this
+    keep_fraction: float = 0.3  # online: share of lowest-activity frames used as rest frames
+    max_angle_deg: float = 30.0  # online: frames with |yaw| or |pitch| beyond this do not refine the shape
+    obs_sd_cm: float = 0.06  # spread of one rest frame's shape around the person's neutral (cm per coordinate)
     calibrate_frames: int = 15  # "calibrate neutral now": median of this many frames
-    forget_after_frames: int = 300  # drop a face's estimator after this many frames without it
+    forget_after_s: float = 10.0  # drop a face's person model after this much media time without it
 
 
 @register_stage
@@ -70,47 +86,74 @@ class CanonicalStage(Stage):
         p = params
         if p.neutral_mode not in _MODES:
             raise ConfigError(f"stage '{name}': field 'neutral_mode': {p.neutral_mode!r} is not one of {_MODES}")
+        if p.projection not in PROJECTIONS:
+            raise ConfigError(f"stage '{name}': field 'projection': {p.projection!r} is not one of {PROJECTIONS}")
         if p.neutral_mode == "file" and not p.neutral_file:
             raise ConfigError(f"stage '{name}': field 'neutral_file' is required when neutral_mode = 'file'")
-        for f in ("warmup_frames", "neutral_buffer", "neutral_stride", "neutral_update_every", "calibrate_frames",
-                  "forget_after_frames"):
-            if getattr(p, f) < 1:
-                raise ConfigError(f"stage '{name}': field '{f}' must be >= 1, got {getattr(p, f)}")
-        if not 0.0 < p.neutral_keep_fraction <= 1.0:
-            raise ConfigError(f"stage '{name}': field 'neutral_keep_fraction' must be in (0, 1], "
-                              f"got {p.neutral_keep_fraction}")
+        if p.calibrate_frames < 1:
+            raise ConfigError(f"stage '{name}': field 'calibrate_frames' must be >= 1, got {p.calibrate_frames}")
+        for f in ("sample_every_s", "window_s", "obs_sd_cm", "forget_after_s", "max_angle_deg"):
+            v = getattr(p, f)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"stage '{name}': field '{f}' must be finite and > 0, got {v}")
+        if not 0.0 < p.keep_fraction <= 1.0:
+            raise ConfigError(f"stage '{name}': field 'keep_fraction' must be in (0, 1], got {p.keep_fraction}")
+        if not (math.isfinite(p.ready_frames) and p.ready_frames >= 0):
+            raise ConfigError(f"stage '{name}': field 'ready_frames' must be finite and >= 0, got {p.ready_frames}")
         self._model = load_canonical_model()
         self._solver = PoseSolver(self._model)
-        self._template32 = self._model.vertices_cm.astype(np.float32)
+        self._template = np.asarray(self._model.vertices_cm, dtype=np.float64)
+        self._pop: PopulationModel | None = None
+        self._posterior: IdentityPosterior | None = None
+        self._scorer: Any = None
         self._file_neutral: np.ndarray | None = None
-        self._estimators: dict[int, NeutralEstimator] = {}
-        self._last_seen: dict[int, int] = {}
+        self._persons: dict[int, PersonShape] = {}
+        self._last_seen_s: dict[int, float] = {}
         self._pending: set[int] = set()  # face ids collecting frames for a deferred calibration
         self._pending_all = False  # calibrate every face seen in the next frame
         self._pending_frames: dict[int, list[np.ndarray]] = {}
         self._intr_cache: tuple[tuple[int, int], Intrinsics] | None = None
-        self._frame_no = 0
+        self._t_now = 0.0  # media time of the latest frame, s
+        self._person_params = PersonParams(sample_every_s=p.sample_every_s, window_s=p.window_s,
+                                           keep_fraction=p.keep_fraction, max_angle_deg=p.max_angle_deg)
         self._lock = threading.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     def open(self) -> None:
-        if self.params.neutral_mode == "file":
-            neutral, _ = load_neutral(self.params.neutral_file)
+        p = self.params
+        if p.neutral_mode == "none":
+            return
+        try:
+            self._pop = load_population_model(p.face_model_path or None)
+        except DataError as exc:
+            raise ConfigError(f"stage '{self.name}': field 'face_model_path': {exc}") from exc
+        self._posterior = IdentityPosterior(self._pop.identity_factor(), self._pop.detail_sd_cm, p.obs_sd_cm)
+        if p.neutral_mode == "online":
+            from rtface.au.basis import load_au_basis
+            from rtface.au.solve import ExpressionScorer
+
+            self._scorer = ExpressionScorer(load_au_basis(), self._template)
+        if p.neutral_mode == "file":
+            neutral, _ = load_neutral(p.neutral_file)
             self._file_neutral = neutral
 
     def warmup(self) -> None:
-        """Run metric 3D + Procrustes once on the canonical face seen by a 640x480 camera (compiles the kernels)."""
+        """Run metric 3D + Procrustes (and the scoring solve) once on the canonical face (compiles the kernels)."""
         intr = Intrinsics.from_config(640, 480, None, None, None, None, self.params.vertical_fov_deg)
-        v = np.asarray(load_canonical_model().vertices_cm, dtype=np.float64)
+        v = np.asarray(self._template, dtype=np.float64)
         z = 50.0 - v[:, 2]  # face 50 cm in front of the camera, canonical z towards the viewer
         px = np.stack([intr.fx * v[:, 0] / z + intr.cx, -intr.fy * v[:, 1] / z + intr.cy,
                        -intr.fx * v[:, 2] / 50.0], axis=1).astype(np.float32)
-        PoseSolver().fit(metric_landmarks(px, intr))
+        PoseSolver().fit(metric_landmarks(px, intr, projection=self.params.projection))
+        if self._scorer is not None:
+            self._scorer.score(np.zeros_like(self._template))
+        if self._posterior is not None:
+            self._posterior.posterior_mean(np.zeros(self._template.size), 1.0)
 
     def close(self) -> None:
         with self._lock:
-            self._estimators.clear()
-            self._last_seen.clear()
+            self._persons.clear()
+            self._last_seen_s.clear()
 
     def _intrinsics(self, width: int, height: int) -> Intrinsics:
         if self._intr_cache is None or self._intr_cache[0] != (width, height):
@@ -119,18 +162,16 @@ class CanonicalStage(Stage):
             self._intr_cache = ((width, height), intr)
         return self._intr_cache[1]
 
-    def _new_estimator(self) -> NeutralEstimator:
-        p = self.params
-        return NeutralEstimator(warmup_frames=p.warmup_frames, buffer_size=p.neutral_buffer,
-                                stride=p.neutral_stride, update_every=p.neutral_update_every,
-                                keep_fraction=p.neutral_keep_fraction, max_spread_cm=p.neutral_max_spread_cm,
-                                recent_size=p.calibrate_frames)
+    def _new_person(self) -> PersonShape:
+        assert self._pop is not None and self._posterior is not None
+        return PersonShape(self._pop.mean_cm, self._posterior, self._person_params)
 
     # ---- per frame ---------------------------------------------------------------------------------------------
     def process(self, image: np.ndarray, result: FrameResult) -> None:
+        t_s = result.meta.t_media_ns / 1e9
+        self._t_now = t_s
         if not result.faces:
-            self._frame_no += 1
-            self._forget()
+            self._forget(t_s)
             return
         h, w = result.meta.height, result.meta.width
         if (w <= 0 or h <= 0) and image is not None:
@@ -139,78 +180,99 @@ class CanonicalStage(Stage):
         with self._lock:
             for face in result.faces:
                 try:
-                    self._process_face(face, intr)
+                    self._process_face(face, intr, t_s, bool(result.meta.still))
                 except DataError as exc:
                     raise StageError(f"stage '{self.name}': face {face.face_id}: {exc}") from exc
             self._pending_all = False
-            self._frame_no += 1
-            self._forget()
+            self._forget(t_s)
 
-    def _process_face(self, face: Face, intr: Intrinsics) -> None:
-        metric = metric_landmarks(face.landmarks_px, intr, self._model, refine=self.params.refine_depth)
+    def _process_face(self, face: Face, intr: Intrinsics, t_s: float, still: bool) -> None:
+        p = self.params
+        metric = metric_landmarks(face.landmarks_px, intr, self._model, refine=p.refine_depth,
+                                  projection=p.projection)
         fit = self._solver.fit(metric)
         posefree = fit.posefree_cm
         face.pose = fit.pose
         face.metric_cm = metric.astype(np.float32)
         face.posefree_cm = posefree.astype(np.float32)
-        mode = self.params.neutral_mode
-        if mode == "none":
+        if p.neutral_mode == "none" or self._pop is None:
             face.canonical_cm = face.posefree_cm
+            face.shape_frames = 0.0
             face.neutral_ready = False
             return
+        pose = fit.pose
+        offset = self._pop.pose_offset(pose.yaw_deg, pose.pitch_deg, pose.roll_deg,
+                                       eye_corner_distance_px(face.landmarks_px))
+        frontal = posefree - offset
+        neutral, frames = self._neutral_for(face, frontal, t_s, still)
+        face.canonical_cm = (self._template + frontal - neutral).astype(np.float32)
+        face.shape_frames = float(frames)
+        face.neutral_ready = bool(frames >= p.ready_frames and frames > 0)
+
+    def _neutral_for(self, face: Face, frontal: np.ndarray, t_s: float, still: bool) -> tuple[np.ndarray, float]:
+        assert self._pop is not None
+        mode = self.params.neutral_mode
         if mode == "file":
             if self._file_neutral is None:
                 raise StageError(f"stage '{self.name}': open() was not called (neutral_file not loaded)")
-            face.canonical_cm = (self._model.vertices_cm + posefree - self._file_neutral).astype(np.float32)
-            face.neutral_ready = True
-            return
+            return self._file_neutral, math.inf
+        if mode == "population" or still:
+            return self._pop.mean_cm, 0.0
         fid = int(face.face_id)
-        est = self._estimators.get(fid)
-        if est is None:
-            est = self._estimators[fid] = self._new_estimator()
-        self._last_seen[fid] = self._frame_no
-        est.update(posefree)
-        self._collect_calibration(fid, est, posefree)
-        face.canonical_cm = est.canonicalize(posefree).astype(np.float32)
-        face.neutral_ready = bool(est.ready)
+        person = self._persons.get(fid)
+        if person is None:
+            person = self._persons[fid] = self._new_person()
+        self._last_seen_s[fid] = t_s
+        if self._collect_calibration(fid, person, frontal):
+            return person.neutral_cm, person.frames
+        if not person.locked:
+            score = self._scorer.score(frontal - self._pop.mean_cm)
+            face.extras["expression_score"] = score
+            pose = face.pose
+            person.observe(t_s, frontal, score, pose.yaw_deg, pose.pitch_deg)
+        return person.neutral_cm, person.frames
 
-    def _collect_calibration(self, fid: int, est: NeutralEstimator, posefree: np.ndarray) -> None:
+    def _collect_calibration(self, fid: int, person: PersonShape, frontal: np.ndarray) -> bool:
+        """Collect frames for a pending calibration; True when this frame completed one."""
         if self._pending_all:
             self._pending.add(fid)
         if fid not in self._pending:
-            return
+            return False
         frames = self._pending_frames.setdefault(fid, [])
-        frames.append(posefree.copy())
+        frames.append(frontal.copy())
         if len(frames) >= self.params.calibrate_frames:
-            est.calibrate_now(frames)
+            person.set_explicit(median0(np.stack(frames)))
             del self._pending_frames[fid]
             self._pending.discard(fid)
+            return True
+        return False
 
-    def _forget(self) -> None:
-        limit = self.params.forget_after_frames
-        for fid in [f for f, seen in self._last_seen.items() if self._frame_no - seen > limit]:
-            self._estimators.pop(fid, None)
-            self._last_seen.pop(fid, None)
+    def _forget(self, t_s: float) -> None:
+        limit = self.params.forget_after_s
+        for fid in [f for f, seen in self._last_seen_s.items() if t_s - seen > limit or t_s < seen - limit]:
+            self._persons.pop(fid, None)
+            self._last_seen_s.pop(fid, None)
             self._pending_frames.pop(fid, None)
             self._pending.discard(fid)
 
     # ---- runner commands ---------------------------------------------------------------------------------------
     def calibrate_neutral(self, face_id: int | None = None, use_recent: bool = True) -> list[int]:
-        """"Calibrate neutral now". With ``use_recent`` and enough recent frames (``calibrate_frames``) the face's
-        neutral is set at once from its last frames; otherwise (or with ``use_recent=False``) the next
-        ``calibrate_frames`` frames are collected and their median becomes the neutral. ``face_id=None`` = every
-        face currently tracked (every face in the next frame if none is tracked). Returns the ids calibrated at
-        once."""
+        """"Calibrate neutral now". With ``use_recent`` and enough recent frames the face's neutral is set at once
+        from its last frames; otherwise the next ``calibrate_frames`` frames are collected and their median becomes
+        the neutral. ``face_id=None`` = every face currently tracked (every face in the next frame if none is
+        tracked). Returns the ids calibrated at once."""
         if self.params.neutral_mode != "online":
             raise StageError(f"stage '{self.name}': calibrate_neutral needs neutral_mode 'online', "
                              f"not {self.params.neutral_mode!r}")
         done: list[int] = []
+        need = self.params.calibrate_frames
         with self._lock:
-            ids = list(self._estimators) if face_id is None else [int(face_id)]
+            ids = list(self._persons) if face_id is None else [int(face_id)]
             for fid in ids:
-                est = self._estimators.get(fid)
-                if use_recent and est is not None and est.recent_count >= self.params.calibrate_frames:
-                    est.calibrate_now()
+                person = self._persons.get(fid)
+                recent = person.recent_frontal(need) if person is not None else []
+                if use_recent and len(recent) >= need:
+                    person.set_explicit(median0(np.stack(recent)))
                     done.append(fid)
                 else:
                     self._pending.add(fid)
@@ -219,24 +281,32 @@ class CanonicalStage(Stage):
                 self._pending_all = True  # nobody tracked yet: calibrate whoever shows up next
         return done
 
-    def neutral_estimator(self, face_id: int) -> NeutralEstimator | None:
-        """The estimator of one tracked face (None if unknown). Read-only use from the processing thread."""
-        return self._estimators.get(int(face_id))
+    def person_shape(self, face_id: int) -> PersonShape | None:
+        """The person model of one tracked face (None if unknown). Read-only use from the processing thread."""
+        return self._persons.get(int(face_id))
 
     def save_neutral(self, face_id: int, path: str | Path, **metadata: str) -> Path:
-        """Write face ``face_id``'s current neutral to ``path`` (.npz)."""
+        """Write face ``face_id``'s current neutral (frontal pose-free shape, cm) to ``path`` (.npz)."""
         with self._lock:
-            est = self._estimators.get(int(face_id))
-            if est is None or est.neutral is None:
+            person = self._persons.get(int(face_id))
+            if person is None:
                 raise StageError(f"stage '{self.name}': save_neutral: no neutral for face {face_id}")
-            return est.save(path, face_id=str(face_id), **metadata)
+            n = person.frames
+            return save_neutral(path, person.neutral_cm, int(n) if math.isfinite(n) else 0, face_id=str(face_id),
+                                **metadata)
 
     def load_neutral(self, face_id: int, path: str | Path) -> dict[str, Any]:
-        """Use the neutral stored in ``path`` for face ``face_id`` (ready and locked). Returns its metadata."""
+        """Use the neutral stored in ``path`` for face ``face_id`` (explicit: ready and locked). Returns its
+        metadata."""
+        neutral, meta = load_neutral(path)
         with self._lock:
             fid = int(face_id)
-            est = self._estimators.get(fid)
-            if est is None:
-                est = self._estimators[fid] = self._new_estimator()
-                self._last_seen[fid] = self._frame_no
-            return est.load(path)
+            person = self._persons.get(fid)
+            if person is None:
+                if self._pop is None:
+                    raise StageError(f"stage '{self.name}': load_neutral needs the face model "
+                                     f"(neutral_mode 'online')")
+                person = self._persons[fid] = self._new_person()
+                self._last_seen_s[fid] = self._t_now
+            person.set_explicit(neutral)
+            return meta

@@ -9,9 +9,11 @@ maps the spec's AU names onto the AU stage's output order, taken from the AU bas
 shipped basis; set it to the AU stage's ``basis_path`` when that is not the default). A model that needs an AU the
 pipeline lacks, or another feature kind, is a ConfigError naming the model file.
 
-Smoothing (``smoothing``): ``none``, or ``ema`` per face id: ``p <- alpha * p_new + (1 - alpha) * p`` with
-``ema_alpha`` in (0, 1]; state is dropped for face ids unseen for 300 frames. ``min_neutral_ready = true`` leaves
-``emotion`` unset for faces whose neutral is not ready yet.
+Smoothing (``smoothing``): ``none``, or ``ema`` per face id on media time: ``p <- a * p_new + (1 - a) * p`` with
+``a = 1 - exp(-dt / ema_tau_s)`` (dt = media time since the face's previous frame), so the same time constant holds
+at any frame rate; a face's first frame, a gap longer than 1 s and independent still images (``meta.still``) are
+not smoothed. State is dropped for face ids unseen for 10 s. ``min_neutral_ready = true`` leaves ``emotion`` unset
+for faces whose neutral is not ready yet.
 
 Cost (measured on this 2-core machine, shipped 19-feature MLP head): see MODEL_CARD.md ("Speed").
 
@@ -30,14 +32,15 @@ from rtface.records import FrameResult
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "emotion" / "emotion_head.onnx"
 _SMOOTHING = ("none", "ema")
-_FORGET_AFTER_FRAMES = 300
+_FORGET_AFTER_S = 10.0
+_MAX_GAP_S = 1.0
 
 
 @dataclass(frozen=True)
 class EmotionParams:
     model_path: str = ""  # ONNX emotion head ("" = shipped default head)
     smoothing: str = "none"  # "none" | "ema" (per face id)
-    ema_alpha: float = 0.3  # weight of the newest frame for smoothing = "ema", in (0, 1]
+    ema_tau_s: float = 0.1  # time constant of smoothing = "ema", seconds of media time (> 0)
     min_neutral_ready: bool = False  # true: no emotion for faces whose per-person neutral is not ready
     au_basis_path: str = ""  # AU basis the AU stage uses ("" = shipped); gives the AU order the model is mapped to
 
@@ -55,14 +58,14 @@ class EmotionStage(Stage):
         p = params
         if p.smoothing not in _SMOOTHING:
             raise ConfigError(f"stage '{name}': field 'smoothing': {p.smoothing!r} is not one of {_SMOOTHING}")
-        if not (np.isfinite(p.ema_alpha) and 0.0 < p.ema_alpha <= 1.0):
-            raise ConfigError(f"stage '{name}': field 'ema_alpha' must be in (0, 1], got {p.ema_alpha}")
+        if not (np.isfinite(p.ema_tau_s) and p.ema_tau_s > 0.0):
+            raise ConfigError(f"stage '{name}': field 'ema_tau_s' must be finite and > 0, got {p.ema_tau_s}")
         self._au_names_override = au_names
         self._head = None
         self._index: np.ndarray | None = None
         self._n_aus = 0
         self._ema: dict[int, np.ndarray] = {}
-        self._last_seen: dict[int, int] = {}
+        self._last_seen: dict[int, float] = {}  # face id -> media time of its last smoothed frame, s
         self.names: tuple[str, ...] = ()
         self.model_file: Path = Path(p.model_path) if p.model_path else DEFAULT_MODEL
         self.skipped_not_ready = 0
@@ -120,21 +123,22 @@ class EmotionStage(Stage):
                 self.skipped_nonfinite += 1
                 continue
             faces.append(face)
-        frame = result.meta.index
+        t_s = result.meta.t_media_ns / 1e9
         if faces:
             x = np.stack([f.au_intensity for f in faces])[:, self._index]
             probs = self._head.run(x)
-            ema = self.params.smoothing == "ema"
-            a = self.params.ema_alpha
+            ema = self.params.smoothing == "ema" and not result.meta.still
             for face, p in zip(faces, probs):
                 fid = int(face.face_id)
                 if ema:
-                    prev = self._ema.get(fid)
-                    p = p if prev is None else (a * p + (1.0 - a) * prev).astype(np.float32)
+                    prev, seen = self._ema.get(fid), self._last_seen.get(fid)
+                    if prev is not None and seen is not None and 0.0 <= t_s - seen <= _MAX_GAP_S:
+                        a = 1.0 - float(np.exp(-(t_s - seen) / self.params.ema_tau_s))
+                        p = (a * p + (1.0 - a) * prev).astype(np.float32)
                     self._ema[fid] = p
-                    self._last_seen[fid] = frame
+                    self._last_seen[fid] = t_s
                 face.emotion = np.array(p, dtype=np.float32)
         if self._last_seen:
-            for fid in [f for f, s in self._last_seen.items() if frame - s > _FORGET_AFTER_FRAMES]:
+            for fid in [f for f, s in self._last_seen.items() if abs(t_s - s) > _FORGET_AFTER_S]:
                 del self._last_seen[fid]
                 self._ema.pop(fid, None)

@@ -57,6 +57,7 @@ class LandmarkStage(Stage):
             if not 0.0 <= getattr(p, f) <= 1.0:
                 raise ConfigError(f"stage '{name}': field '{f}' must be in [0, 1], got {getattr(p, f)}")
         self._backend = None
+        self._still_backend = None  # mesh backend in static-image mode, for independent stills
         self._scorer = None
         self._quiet = NativeLogFilter()  # processing thread
         self._quiet_left = 0
@@ -118,6 +119,21 @@ class LandmarkStage(Stage):
             out[ok] = np.array(scores)[best[ok]]
         return out
 
+    def _backend_for(self, still: bool):
+        """The backend for this frame: independent stills get a static-image FaceMesh (no tracking across
+        unrelated images); the detect and tasks backends detect every frame anyway."""
+        p = self.params
+        if not still or p.backend != "mesh" or p.static_image:
+            return self._backend
+        if self._still_backend is None:
+            from rtface.landmarking.legacy_mesh import LegacyMeshBackend
+
+            self._quiet_for(5)
+            self._still_backend = LegacyMeshBackend(
+                max_faces=p.max_faces, static_image=True, min_detection_confidence=p.min_detection_confidence,
+                min_tracking_confidence=p.min_tracking_confidence)
+        return self._still_backend
+
     def process(self, image: np.ndarray, result: FrameResult) -> None:
         try:
             self._process(image, result)
@@ -128,7 +144,11 @@ class LandmarkStage(Stage):
                     self._quiet.stop()
 
     def _process(self, image: np.ndarray, result: FrameResult) -> None:
-        raw = self._backend.detect(image, result.meta.t_media_ns)
+        still = bool(result.meta.still)
+        backend = self._backend_for(still)
+        if still:
+            self.tracker.reset()
+        raw = backend.detect(image, result.meta.t_media_ns)
         boxes = np.array([landmarks_bbox(f.landmarks_px) for f in raw], np.float32).reshape(-1, 4)
         scores = np.array([f.confidence for f in raw], float)
         ids, conf = self.tracker.update(boxes, scores)
@@ -140,8 +160,8 @@ class LandmarkStage(Stage):
                         for i, c, b, f in zip(ids, conf, boxes, raw)]
 
     def close(self) -> None:
-        for obj in (self._backend, self._scorer):
+        for obj in (self._backend, self._still_backend, self._scorer):
             if obj is not None:
                 obj.close()
-        self._backend = self._scorer = None
+        self._backend = self._still_backend = self._scorer = None
         self._quiet.stop()

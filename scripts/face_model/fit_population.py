@@ -1,0 +1,66 @@
+"""Fit the population face model's render-derived parts (build-time): pose response, perceived identity modes and
+the pose residual, from neutral renders of many faces, each under one camera and light and several head poses
+(the *_population sets).
+
+1. Pose response: within each face, the change of the pose-free shape (flattened, 1434 values, cm) from its
+   near-frontal render to each turned render, regressed on the change of the pose features:
+   ``y_i - y_ref = (f_i - f_ref) @ P + e_i``. Identity, camera and light cancel.
+2. Pose residual: ``e_i`` grows with the angles; its size is fitted as ``g . |angles| / 30 deg`` (zero at frontal)
+   and its principal directions, after dividing that out, scaled to their sd, form the residual factor.
+3. Identity modes: ``y_i - f_i @ P = m_head + beta_i @ S + r_i`` over all renders (one intercept per rendered
+   head; their painted features differ), S = how MediaPipe reports each ICT identity mode (cm per unit).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rtface.facemodel.pose_features import features_batch
+
+
+def fit_population(pf: np.ndarray, pose: np.ndarray, iod: np.ndarray, beta: np.ndarray, head: np.ndarray,
+                   template: np.ndarray, n_resid: int = 40) -> dict[str, np.ndarray]:
+    ok = np.isfinite(pf).all(axis=(1, 2)) & np.isfinite(pose).all(1)
+    pf, pose, iod, beta, head = pf[ok], pose[ok], iod[ok], beta[ok], head[ok]
+    n = len(pf)
+    y = (pf - template).reshape(n, -1)
+    feats = features_batch(pose, iod)
+    # group renders of the same face (same identity coefficients and head); reference = smallest |angles|
+    keys = [h + ":" + b.tobytes().hex() for h, b in zip(head, beta)]
+    groups: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    dy, df, ang = [], [], []
+    for idx in groups.values():
+        ref = min(idx, key=lambda i: float(np.abs(pose[i]).sum()))
+        for i in idx:
+            if i != ref:
+                dy.append(y[i] - y[ref])
+                df.append(feats[i] - feats[ref])
+                ang.append(np.abs(pose[i] - pose[ref]) / 30.0)
+    dy, df, ang = np.array(dy), np.array(df), np.array(ang)
+    P, *_ = np.linalg.lstsq(df, dy, rcond=None)
+    e = dy - df @ P
+    energy = np.sqrt((e ** 2).mean(1))
+    gain, *_ = np.linalg.lstsq(ang, energy, rcond=None)
+    gain = np.clip(gain, 1e-3, None)
+    scale = np.maximum(ang @ gain, 0.05)
+    scaled = e / scale[:, None]
+    _, s, vt = np.linalg.svd(scaled, full_matrices=False)
+    sd = s / np.sqrt(len(scaled))
+    factor = vt[:n_resid] * sd[:n_resid, None]
+    # the pose-feature energy relative to the raw scale of the energies, for the report
+    pose_r2 = 1.0 - float((e ** 2).sum()) / float((dy ** 2).sum())
+    heads = sorted(set(head.tolist()))
+    onehot = np.stack([(head == h).astype(float) for h in heads], 1)
+    x = np.concatenate([onehot, beta], 1)
+    y0 = y - feats @ P
+    coef, *_ = np.linalg.lstsq(x, y0, rcond=None)
+    r = y0 - x @ coef
+    id_r2 = 1.0 - float((r ** 2).sum()) / float(((y0 - onehot @ coef[:len(heads)]) ** 2).sum())
+    return {"head_means": coef[:len(heads)], "heads": np.array(heads), "identity_modes": coef[len(heads):],
+            "pose_fields": P, "pose_residual_factor": factor, "pose_residual_gain": gain,
+            "n_samples": np.array(n), "n_pairs": np.array(len(dy)), "pose_r2": np.array(pose_r2),
+            "identity_r2": np.array(id_r2),
+            "pose_resid_rms_cm": np.array(float(np.sqrt((e.reshape(len(e), -1, 3) ** 2).sum(2).mean()))),
+            "resid_rms_cm": np.array(float(np.sqrt((r.reshape(n, -1, 3) ** 2).sum(2).mean()))),
+            "resid_explained_by_factor": np.array(float((sd[:n_resid] ** 2).sum() / (sd ** 2).sum()))}
