@@ -136,7 +136,7 @@ def test_oscillating_region_gives_known_speed():
     rough[:, mouth, 1] += 0.02 * np.sin(2 * np.pi * 9 * t)[:, None]
     m_slow = session_measures(_feed(FaceAccumulator(1, tau_s=0.0), t, slow))
     m_rough = session_measures(_feed(FaceAccumulator(2, tau_s=0.0), t, rough))
-    assert m_rough["ldlj_mouth"] < m["ldlj_mouth"]
+    assert m_rough["ldlj_mouth"] < m["ldlj_mouth"] < m_slow["ldlj_mouth"]
 
 
 def test_head_angular_speed_and_range():
