@@ -36,6 +36,8 @@ BUILTIN_STAGES = {
     "aus": "rtface.stages.aus",
     "emotion": "rtface.stages.emotion",
     "gaze_aoi": "rtface.stages.gaze_aoi",
+    "eyes": "rtface.stages.eyes",
+    "alerts": "rtface.stages.alerts",
 }
 ERROR_POLICIES = ("raise", "skip", "disable")
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
+# per-user files (alert journals) of tests and their subprocesses go to a fresh folder, never the user's own
+os.environ.setdefault("RTFACE_DATA_DIR", __import__("tempfile").mkdtemp(prefix="rtface-test-data-"))
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
