@@ -162,6 +162,11 @@ class Journal:
         row = self._db.execute("SELECT alert_id, type FROM events WHERE seq = ?", (seq,)).fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
 
+    def alert(self, alert_id: int) -> dict[str, Any] | None:
+        """Stored state of one alert."""
+        row = self._db.execute("SELECT body FROM alerts WHERE id = ?", (int(alert_id),)).fetchone()
+        return None if row is None else msgpack.unpackb(row[0], raw=False)
+
     def open_alerts(self) -> list[dict[str, Any]]:
         """Stored state of every alert that is not cleared."""
         return [msgpack.unpackb(b, raw=False) for (b,) in

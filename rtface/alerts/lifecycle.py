@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -19,6 +20,7 @@ from typing import Any, NamedTuple
 from rtface.alerts.rules import PRIORITIES, RuleSpec
 
 _NS = 1_000_000_000
+_RECENT_MAX = 10_000
 
 
 class Ctx(NamedTuple):
@@ -73,6 +75,7 @@ class AlertBook:
         self._next_id = next_id
         self._clock = clock
         self.open: dict[int, Alert] = {}
+        self.recent: OrderedDict[int, Alert] = OrderedDict()  # recently cleared alerts (late delivery receipts)
         self._by_key: dict[tuple[str, str, int], int] = {}
         self.changed: dict[int, Alert] = {}  # alerts whose stored state must be written (cleared by the service)
 
@@ -89,6 +92,9 @@ class AlertBook:
     def _close(self, a: Alert, ctx: Ctx, reason: str, evidence: dict | None = None) -> dict[str, Any]:
         a.state, a.condition = "cleared", False
         self.open.pop(a.id, None)
+        self.recent[a.id] = a
+        while len(self.recent) > _RECENT_MAX:
+            self.recent.popitem(last=False)
         self._by_key.pop((a.rule, a.camera, a.face_id), None)
         return self._event(a, "cleared", ctx, reason=reason, evidence=evidence or {})
 
@@ -143,9 +149,11 @@ class AlertBook:
             events.append(self._close(a, ctx, "acknowledged_after_condition_ended"))
         return events
 
-    def delivered(self, alert_id: int, listener: str, ctx: Ctx) -> list[dict[str, Any]]:
-        """First receipt of this alert by ``listener`` (a journal-only event, not sent to listeners)."""
-        a = self.open.get(alert_id)
+    def delivered(self, alert_id: int, listener: str, ctx: Ctx, stored: Alert | None = None
+                  ) -> list[dict[str, Any]]:
+        """First receipt of this alert by ``listener`` (a journal-only event, not sent to listeners); also for an
+        alert cleared meanwhile (``stored``: its state from the journal when it is no longer in memory)."""
+        a = self.open.get(alert_id) or self.recent.get(alert_id) or stored
         if a is None or listener in a.delivered_to:
             return []
         a.delivered_to.append(listener)

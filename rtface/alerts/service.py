@@ -69,6 +69,7 @@ class AlertService:
         self._have_frame = False
         self._seen: dict[Key, int] = {}  # face key -> rule time last seen
         self._kinds: dict[int, tuple[int, str]] = {}  # seq -> (alert id, type) of this run's notified events
+        self._delivered: list[dict[str, Any]] = []  # delivered events waiting for the next commit
         self._restore()
         self._closed_server = None
         self.server = None
@@ -100,6 +101,7 @@ class AlertService:
     # ------------------------------------------------------------------------------------------------ per frame
     def on_frame(self, result: FrameResult) -> list[dict[str, Any]]:
         """Evaluate every rule on one frame; returns the notified events it caused (short form)."""
+        self.pump()  # listeners that said hello before this frame get its events
         m = result.meta
         t = int(m.t_media_ns) + self._offset
         if t < self._t:
@@ -180,6 +182,8 @@ class AlertService:
 
     # ------------------------------------------------------------------------------------------------ journal
     def _commit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self._delivered:
+            events, self._delivered = self._delivered + events, []
         changed = self.book.changed
         if not events and not changed:
             return []
@@ -236,15 +240,16 @@ class AlertService:
             kind = self._kinds.get(s) or self.journal.event_kind(s)
             if kind is not None and kind[1] in ("raised", "escalated"):
                 ids.append(kind[0])
-        events = []
         for i in ids:
-            a = self.book.open.get(i)
+            a = self.book.open.get(i) or self.book.recent.get(i)
+            stored = None
+            if a is None:
+                d = self.journal.alert(i)
+                a = stored = Alert.from_dict(d) if d is not None else None
             if a is not None:
-                d = self.book.delivered(i, listener, self._alert_ctx(a))
-                for ev in d:
+                for ev in self.book.delivered(i, listener, self._alert_ctx(a), stored):
                     ev["notify"] = False
-                events += d
-        self._commit(events)
+                    self._delivered.append(ev)  # journaled with the next commit (within one frame or tick)
 
     def ack_alert(self, alert_id: int, by: str) -> dict[str, Any]:
         """A person acknowledged ``alert_id`` (KeyError if it is not open)."""
@@ -272,6 +277,8 @@ class AlertService:
                     server.pump()
             finally:
                 server.close()
+        if self._delivered and self.journal is not None:
+            self._commit([])
         self.journal.close()
 
     def summary(self) -> dict[str, Any]:

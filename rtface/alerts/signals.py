@@ -62,6 +62,8 @@ class SignalReader:
 
 def _num(v: object) -> float:
     """float(v) for a real number (numpy scalars included, bool excluded), else NaN."""
+    if type(v) is float:
+        return v
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         return NAN
     return float(v)

@@ -38,6 +38,8 @@ except ImportError:  # pragma: no cover - until branch "hardening" is merged
 log = logging.getLogger("rtface.alerts")
 SNAPSHOT_MAX = 1000  # open alerts in one welcome (the newest; alerts_total says how many are open)
 _CACHE_MAX = 20_000  # event bodies kept in memory for delivery
+_POLLIN = int(zmq.POLLIN)
+_CURSOR_EVERY_S = 1.0  # durable listeners' cursors are stored at most this often (and when they leave)
 
 
 class AlertBackend(Protocol):
@@ -112,6 +114,7 @@ class AlertServer:
         self._peers: dict[bytes, _Peer] = {}
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._next_hb = 0.0
+        self._next_cursors = 0.0
         self.received = self.malformed = self.sent = self.redelivered = self.auth_failures = 0
 
     # ------------------------------------------------------------------------------------------------ publishing
@@ -140,7 +143,7 @@ class AlertServer:
         if sock is None:
             return 0
         n = 0
-        while n < max_messages:
+        while n < max_messages and sock.getsockopt(zmq.EVENTS) & _POLLIN:  # (cheaper than a failing recv)
             try:
                 parts = recv_parts(sock, REQUEST_LIMITS)
             except MalformedMessage as exc:
@@ -157,6 +160,10 @@ class AlertServer:
         if hb:
             self._next_hb = now + self.heartbeat_s
         dirty: dict[str, int] = {}
+        store = now >= self._next_cursors
+        if store:
+            self._next_cursors = now + _CURSOR_EVERY_S
+        beat = pack(self._heartbeat()) if hb and self._peers else b""
         for p in list(self._peers.values()):
             if now - p.last_heard > self.peer_timeout_s:
                 self._drop(p, dirty)
@@ -164,8 +171,8 @@ class AlertServer:
             if now - p.last_heard <= self.quiet_after_s:
                 self._send_due(p, now)
             if hb:
-                self._send(p, pack(self._heartbeat()))
-            if p.durable and p.cursor() != p.last_cursor:
+                self._send(p, beat)
+            if store and p.durable and p.cursor() != p.last_cursor:
                 p.last_cursor = dirty[p.name] = p.cursor()
         self.backend.set_cursors(dirty)
         return n

@@ -57,10 +57,12 @@ class _Seen:
                         self.keys.add(k)
         self._fh = open(p, "a", encoding="utf-8")
 
-    def add(self, key: str, item: dict[str, Any]) -> None:
-        self.keys.add(key)
+    def add(self, key: str | None, item: dict[str, Any]) -> None:
+        """Record a shown item (``key`` None: a local item, recorded but never a duplicate)."""
+        if key is not None:
+            self.keys.add(key)
         if self._fh is not None:
-            self._fh.write(json.dumps({**item, "_key": key}, default=str) + "\n")
+            self._fh.write(json.dumps({**item, "_key": key} if key else item, default=str) + "\n")
             self._fh.flush()
 
     def close(self) -> None:
@@ -226,9 +228,9 @@ class AlertClient:
         if not self._ready:
             return None
         item, key, akey, seq, snap = self._ready.popleft()
-        if key is not None:  # recorded (and in the state file) before the application gets it, then acknowledged
+        self._seen.add(key, item)  # recorded (in the state file) before the application gets it, then acknowledged
+        if key is not None:
             self._queued.discard(key)
-            self._seen.add(key, item)
             if akey is not None:
                 self._seen.keys.add(akey)
                 self._queued.discard(akey)
