@@ -121,8 +121,10 @@ def _print_summary(engine, elapsed_s: float) -> None:
           f"stage errors {sum(drops.get('stage_errors', {}).values())} | source: {src_txt}", file=sys.stderr)
     for st in engine.summary.get("stages", {}).values():
         if isinstance(st, dict) and "journal_id" in st:  # the alerts stage
+            ch = st.get("channel", {})
             print(f"alerts: raised {st['raised']}, cleared {st['cleared']}, still open {st['open']} | journal "
-                  f"{st['journal']}", file=sys.stderr)
+                  f"{st['journal']}" + (f" | channel: sent {ch['sent']}, redelivered {ch['redelivered']}, "
+                                        f"malformed {ch['malformed']}" if ch else ""), file=sys.stderr)
     if engine.output_path is not None:
         print(f"wrote {engine.writer.rows} rows ({engine.writer.frames} frames) to {engine.output_path}",
               file=sys.stderr)

@@ -70,9 +70,9 @@ class AlertService:
         self._seen: dict[Key, int] = {}  # face key -> rule time last seen
         self._kinds: dict[int, tuple[int, str]] = {}  # seq -> (alert id, type) of this run's notified events
         self._delivered: list[dict[str, Any]] = []  # delivered events waiting for the next commit
-        self._restore()
         self._closed_server = None
         self.server = None
+        self._restore()  # (before the channel exists: listeners get these events from the journal)
         if channel.endpoint:
             from rtface.transport.alert_channel import AlertServer
 

@@ -48,6 +48,32 @@ class AlertParams:
     max_inflight: int = 256  # unacknowledged events per listener
     drain_s: float = 2.0  # at the end of a run, wait this long at most for listeners' acks, s
 
+    def __post_init__(self) -> None:
+        """Checked when the config loads (ValueError -> ConfigError naming the stage and field)."""
+        for f in ("forget_face_s", "heartbeat_s", "redeliver_s", "peer_timeout_s"):
+            v = getattr(self, f)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"field '{f}' must be finite and > 0, got {v}")
+        if not (math.isfinite(self.drain_s) and self.drain_s >= 0):
+            raise ValueError(f"field 'drain_s' must be finite and >= 0, got {self.drain_s}")
+        if self.max_inflight < 1:
+            raise ValueError(f"field 'max_inflight' must be >= 1, got {self.max_inflight}")
+        if self.journal_sync not in ("full", "normal"):
+            raise ValueError(f"field 'journal_sync': {self.journal_sync!r} is not 'full' or 'normal'")
+        if self.token and len(self.token) < 16:
+            raise ValueError("field 'token' must be at least 16 characters")
+        self.build_rules()
+
+    def build_rules(self) -> tuple[tuple[Any, ...], set[str]]:
+        """(enabled rules, names the config set itself); ValueError naming the rule and field."""
+        from rtface.alerts.rules import build_rules
+        from rtface.config import build_dataclass
+
+        try:
+            return build_rules(self.rules, defaults=self.default_rules, make=build_dataclass, where="rules")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+
 
 @register_stage
 class AlertStage(Stage):
@@ -58,25 +84,8 @@ class AlertStage(Stage):
 
     def __init__(self, name: str, params: AlertParams) -> None:
         super().__init__(name, params)
-        from rtface.alerts.rules import build_rules
-        from rtface.config import build_dataclass
-
-        p = params
-        for f in ("forget_face_s", "heartbeat_s", "redeliver_s", "peer_timeout_s"):
-            v = getattr(p, f)
-            if not (math.isfinite(v) and v > 0):
-                raise ConfigError(f"stage '{name}': field '{f}' must be finite and > 0, got {v}")
-        if not (math.isfinite(p.drain_s) and p.drain_s >= 0):
-            raise ConfigError(f"stage '{name}': field 'drain_s' must be finite and >= 0, got {p.drain_s}")
-        if p.max_inflight < 1:
-            raise ConfigError(f"stage '{name}': field 'max_inflight' must be >= 1, got {p.max_inflight}")
-        if p.journal_sync not in ("full", "normal"):
-            raise ConfigError(f"stage '{name}': field 'journal_sync': {p.journal_sync!r} is not 'full' or 'normal'")
-        if p.token and len(p.token) < 16:
-            raise ConfigError(f"stage '{name}': field 'token' must be at least 16 characters")
         try:
-            self.rules, self._explicit = build_rules(p.rules, defaults=p.default_rules, make=build_dataclass,
-                                                     where=f"stage '{name}'")
+            self.rules, self._explicit = params.build_rules()
         except ValueError as exc:
             raise ConfigError(f"stage '{name}': {exc}") from exc
         self._upstream: dict[str, tuple[str, ...]] = {}
