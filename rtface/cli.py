@@ -1,17 +1,21 @@
 """``rtface`` command line: run | listen | (train-emotion | eval-emotion | gaze, added by their modules).
 
-Exit status: 0 success, 2 a clear user-facing error (bad file, config, port, ...), 130 interrupted.
+Exit status: 0 success, 2 a clear user-facing error (bad file, config, port, ...), 3 a file run stopped before its
+end (``rtface ctl stop``; output kept as .partial), 128 + signal number when interrupted (130 SIGINT/Ctrl-C,
+143 SIGTERM, 129 SIGHUP; output kept as .partial).
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 
 from rtface import __version__
-from rtface.errors import RtfaceError
+from rtface.errors import RtfaceError, TransportError
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging off the status line
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -59,6 +63,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         ctl["enabled"] = False
     if args.out:
         out["path"] = args.out
+    for flag in ("write_canonical", "overwrite", "finalize_on_stop"):
+        if getattr(args, flag):
+            out[flag] = True
     if args.max_frames is not None:
         eng["max_frames"] = args.max_frames
     cfg = with_overrides(cfg, source=src, publish=pub, output=out, engine=eng, control=ctl)
@@ -66,17 +73,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = apply_run_options(cfg, args)
     engine = Engine(cfg)
+    signals: dict = {}
+    previous = _stop_on_signals(engine, signals)
+    try:
+        return _run_engine(engine, signals)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_engine(engine, signals: dict) -> int:
     tty = sys.stderr.isatty()
     last = 0.0
     t0 = time.monotonic()
-    print(f"rtface {__version__}: source {cfg.source.spec}"
-          + (f" | publishing on {cfg.publish.endpoint}" if cfg.publish.enabled else "")
-          + (f" | control on {cfg.control.endpoint}" if cfg.control.enabled else "")
-          + "".join(f" | alerts on {s.params.endpoint}" for s in cfg.stages if s.kind == "alerts" and s.params.endpoint)
-          + (f" | writing {cfg.output.path}" if cfg.output.path else ""), file=sys.stderr)
-    print("loading models (the first run after installing also compiles the numba kernels) ...", file=sys.stderr)
+    print(f"rtface {__version__}: loading models (the first run after installing also compiles the numba "
+          f"kernels) ...", file=sys.stderr)
     t_first = None
     try:
+        engine.open()
+        print(_banner(engine), file=sys.stderr, flush=True)
         for _ in engine.results():
             now = time.monotonic()
             if t_first is None:
@@ -87,19 +102,88 @@ def cmd_run(args: argparse.Namespace) -> int:
                 total = getattr(engine.source, "frame_count", None) if not engine.live else None
                 line = _status_line(engine, total)
                 print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C (or signal) while the first was being handled
         engine.close(complete=False)
-        print(f"\ninterrupted after {engine.stats.frames} frames", file=sys.stderr)
-        if engine.output_path is not None:
-            print(f"partial results kept in {engine.output_path}", file=sys.stderr)
-        return 130
+        signals.setdefault("signum", signal.SIGINT)
     except RtfaceError:
         if engine.output_path is not None:
             print(f"\npartial results ({engine.stats.frames} frames) kept in {engine.output_path}",
                   file=sys.stderr)
+        _note_earlier_result(engine)
         raise
+    if engine.outcome == "interrupted":
+        signum = signals.get("signum", signal.SIGINT)
+        print(f"\ninterrupted ({signal.Signals(signum).name}) after {engine.stats.frames} frames", file=sys.stderr)
+        if engine.output_path is not None:
+            print(f"partial results kept in {engine.output_path}", file=sys.stderr)
+        _note_earlier_result(engine)
+        return 128 + int(signum)
+    if engine.outcome == "stopped" and not engine.complete:
+        total = getattr(engine.source, "frame_count", None)
+        print(f"\nstopped (rtface ctl stop) after {engine.stats.frames}"
+              f"{f' of {total}' if total else ''} frames: the run is incomplete", file=sys.stderr)
+        if engine.output_path is not None:
+            print(f"partial results kept in {engine.output_path} (pass --finalize-on-stop to give a stopped run's "
+                  f"file its final name)", file=sys.stderr)
+        _note_earlier_result(engine)
+        return EXIT_STOPPED
     _print_summary(engine, time.monotonic() - (t_first if t_first is not None else t0))
     return 0
+
+
+EXIT_STOPPED = 3
+
+
+def _stop_on_signals(engine, got: dict) -> dict:
+    """SIGINT, SIGTERM and SIGHUP end the run the same way: the first asks the engine to stop after the current
+    frame (outputs stay readable ``.partial`` files); a second one raises KeyboardInterrupt at once. ``got``
+    receives ``signum``. Returns the previous handlers. Main thread only (elsewhere: nothing is installed)."""
+    previous: dict = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+
+    def handler(signum, frame) -> None:
+        if "signum" in got:
+            if not engine.closing:  # never in the middle of closing the output file
+                raise KeyboardInterrupt
+            return
+        got["signum"] = signum
+        engine.stop("interrupted")
+
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _banner(engine) -> str:
+    """What runs and where, with the endpoints actually bound (the real port for ``:0``)."""
+    cfg = engine.config
+    source = cfg.source.spec
+    if engine.sample_loops():
+        source += " (the embedded clip, played in a loop until Ctrl-C)"
+    parts = [f"rtface {__version__}: source {source}"]
+    if engine.publisher is not None:
+        parts.append(f"publishing on {engine.publisher.endpoint}")
+    if engine.control is not None:
+        parts.append(f"control on {engine.control.endpoint}")
+    try:
+        ep = engine.stage("alert_endpoint").alert_endpoint()
+    except RtfaceError:
+        ep = ""
+    if ep:
+        parts.append(f"alerts on {ep}")
+    if cfg.output.path:
+        parts.append(f"writing {cfg.output.path}")
+    return " | ".join(parts)
+
+
+def _note_earlier_result(engine) -> None:
+    """When an incomplete run leaves a .partial beside an earlier complete file (--overwrite), say so."""
+    final = engine.config.output.path
+    if final and engine.output_path is not None and os.path.exists(final) and str(engine.output_path) != final:
+        print(f"note: {final} is an earlier complete result and was left unchanged; this run's rows are in "
+              f"{engine.output_path}", file=sys.stderr)
 
 
 def _print_summary(engine, elapsed_s: float) -> None:
@@ -115,7 +199,7 @@ def _print_summary(engine, elapsed_s: float) -> None:
         print(f"  stage {name:<12} p50 {p['p50']:7.2f} ms  p99 {p['p99']:7.2f} ms", file=sys.stderr)
     drops = s.get("drops", {})
     ring, src = drops.get("ring", {}), drops.get("source", {})
-    src_keys = ("decode_errors", "premature_end", "late_frames", "reconnects", "failed_reads", "gap_ns")
+    src_keys = ("decode_errors", "premature_end", "unreadable", "late_frames", "reconnects", "failed_reads", "gap_ns")
     src_txt = ", ".join(f"{k} {src[k]}" for k in src_keys if k in src)
     print(f"drops: ring overruns {ring.get('overruns', 0)}, reader skipped {ring.get('skipped', 0)}, "
           f"stage errors {sum(drops.get('stage_errors', {}).values())} | source: {src_txt}", file=sys.stderr)
@@ -152,10 +236,16 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
-                got = sub.recv(timeout_s=min(0.1 if alerts else 1.0, remaining) if remaining is not None else
-                               (0.1 if alerts else 1.0))
-                while alerts is not None and (item := alerts.recv(timeout_s=0)) is not None:
-                    print(format_alert(item), flush=True)
+                try:
+                    got = sub.recv(timeout_s=min(0.1 if alerts else 1.0, remaining) if remaining is not None else
+                                   (0.1 if alerts else 1.0))
+                except TransportError as exc:  # counted by the subscriber; the listener goes on
+                    if sub.malformed <= 3:
+                        print(f"skipped a malformed message: {str(exc)[:200]}", file=sys.stderr)
+                    continue
+                finally:
+                    while alerts is not None and (item := alerts.recv(timeout_s=0)) is not None:
+                        print(format_alert(item), flush=True)
                 if got is None:
                     continue
                 topic, msg = got
@@ -164,7 +254,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
         missed = getattr(sub, "missed_frames", 0)
-        print(f"received {n} messages, missed frames {missed}", file=sys.stderr)
+        print(f"received {n} messages, missed frames {missed}, malformed messages skipped {sub.malformed}",
+              file=sys.stderr)
     if alerts is not None:
         alerts.close()
     return 0
@@ -178,11 +269,13 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.face_id is not None:
         kwargs["face_id"] = args.face_id
-    if args.path:
-        kwargs["path"] = str(os.path.abspath(args.path))
-    if args.command_name in ("save_neutral", "load_neutral") and ("face_id" not in kwargs or "path" not in kwargs):
-        raise RtfaceError(f"{args.command_name.replace('_', '-')} needs --face-id and --path")
-    result = send_command(args.endpoint, args.command_name, timeout_s=args.timeout, **kwargs)
+    if args.name:
+        kwargs["name"] = args.name
+    if args.overwrite:
+        kwargs["overwrite"] = True
+    if args.command_name in ("save_neutral", "load_neutral") and ("face_id" not in kwargs or "name" not in kwargs):
+        raise RtfaceError(f"{args.command_name.replace('_', '-')} needs --face-id and --name")
+    result = send_command(args.endpoint, args.command_name, timeout_s=args.timeout, token=args.token, **kwargs)
     print(json.dumps(result, indent=2, default=str) if not isinstance(result, str) else result)
     return 0
 
@@ -205,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--allow-incomplete", action="store_true",
                    help="accept a truncated or partly undecodable file (default: exit 2, keep a .partial output)")
     r.add_argument("--out", help="write one row per face per frame to this .parquet or .csv file")
+    r.add_argument("--write-canonical", action="store_true",
+                   help="also write canonicalized landmarks cX_i, cY_i, cZ_i (cm) to --out")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file (only once this run completes; default: refuse)")
+    r.add_argument("--finalize-on-stop", action="store_true",
+                   help="a file run stopped by `rtface ctl stop` still gets its final name and exit 0 "
+                        "(default: it stays .partial, exit 3)")
     r.add_argument("--endpoint", help="ZeroMQ PUB endpoint (default tcp://127.0.0.1:5555)")
     r.add_argument("--no-publish", action="store_true", help="do not open a ZeroMQ socket")
     r.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -230,7 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
                    type=lambda s: s.replace("-", "_"),
                    help="ping | stats | stop | calibrate-neutral | save-neutral | load-neutral")
     c.add_argument("--face-id", type=int, help="face id (calibrate: default every tracked face)")
-    c.add_argument("--path", help=".npz file for save-neutral / load-neutral")
+    c.add_argument("--name", help="neutral name for save-neutral / load-neutral (a file <name>.npz in the engine's "
+                                  "[control] neutral_dir; names only, no paths)")
+    c.add_argument("--overwrite", action="store_true", help="save-neutral: replace an existing neutral of that name")
+    c.add_argument("--token", help="control token (default: $RTFACE_CONTROL_TOKEN, or the token file the engine "
+                                   "wrote for this endpoint for the same user)")
     c.add_argument("--endpoint", default="tcp://127.0.0.1:5556")
     c.add_argument("--timeout", type=float, default=5.0)
     c.set_defaults(func=cmd_ctl)
@@ -252,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         filter_native_logs()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("rtface.transport").setLevel(logging.INFO if args.verbose else logging.WARNING)  # binds
     try:
         return int(args.func(args) or 0)
     except RtfaceError as exc:

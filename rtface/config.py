@@ -40,6 +40,22 @@ BUILTIN_STAGES = {
     "alerts": "rtface.stages.alerts",
 }
 ERROR_POLICIES = ("raise", "skip", "disable")
+MIN_STATS_INTERVAL_S = 0.1  # heartbeat at most 10 times a second
+
+
+def _require(ok: bool, name: str, what: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"field '{name}' {what}, got {value!r}")
+
+
+def _check_endpoint(endpoint: str, section: str) -> None:
+    from rtface.errors import TransportError
+    from rtface.transport.guard import parse_endpoint
+
+    try:
+        parse_endpoint(endpoint, where=f"{section} endpoint")
+    except TransportError as exc:
+        raise ValueError(f"field 'endpoint': {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -50,12 +66,20 @@ class SourceConfig:
     fps: float = 30.0  # frame rate assumed for image folders
     allow_incomplete: bool = False  # accept a file that ended early or had undecodable frames (else: error)
 
+    def __post_init__(self) -> None:
+        _require(self.fps > 0, "fps", "must be > 0", self.fps)
+
 
 @dataclass(frozen=True)
 class EngineSettings:
     ring_slots: int = 8  # power of two
     max_frames: int = 0  # stop after this many frames (0 = until the source ends)
-    stats_interval_s: float = 1.0  # heartbeat period
+    stats_interval_s: float = 1.0  # heartbeat period, s (at least MIN_STATS_INTERVAL_S)
+
+    def __post_init__(self) -> None:
+        _require(self.max_frames >= 0, "max_frames", "must be >= 0 (0 = until the source ends)", self.max_frames)
+        _require(self.stats_interval_s >= MIN_STATS_INTERVAL_S, "stats_interval_s",
+                 f"must be >= {MIN_STATS_INTERVAL_S} s", self.stats_interval_s)
 
 
 @dataclass(frozen=True)
@@ -67,17 +91,33 @@ class PublishConfig:
     wait_subscribers: int = 0  # before the first frame, wait until this many subscriptions arrived (file mode)
     wait_timeout_s: float = 10.0  # ... for at most this long, then start anyway
 
+    def __post_init__(self) -> None:
+        _check_endpoint(self.endpoint, "publish")
+        _require(self.sndhwm >= 1, "sndhwm", "must be >= 1 (messages; 0 would mean unbounded)", self.sndhwm)
+        _require(self.wait_subscribers >= 0, "wait_subscribers", "must be >= 0", self.wait_subscribers)
+        _require(self.wait_timeout_s >= 0, "wait_timeout_s", "must be >= 0", self.wait_timeout_s)
+
 
 @dataclass(frozen=True)
 class ControlConfig:
     enabled: bool = True  # REP socket for commands (calibrate/save/load neutral, stats, stop)
     endpoint: str = "tcp://127.0.0.1:5556"  # loopback by default
+    auth: str = "token"  # "token": state-changing commands need the engine's token | "none" (loopback only)
+    token: str = ""  # fixed token (>= 16 characters); "" = $RTFACE_CONTROL_TOKEN or a random one per run
+    neutral_dir: str = ""  # folder of save-/load-neutral files ("" = <user data folder>/neutrals)
+
+    def __post_init__(self) -> None:
+        _check_endpoint(self.endpoint, "control")
+        _require(self.auth in ("token", "none"), "auth", "must be 'token' or 'none'", self.auth)
+        _require(not self.token or len(self.token) >= 16, "token", "must be at least 16 characters", "<hidden>")
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     path: str = ""  # .parquet or .csv; "" = no file
     write_canonical: bool = False  # also write canonical landmarks cX_i, cY_i, cZ_i (cm)
+    overwrite: bool = False  # replace an existing file at path once the run completes (else: refuse at start)
+    finalize_on_stop: bool = False  # a file run stopped early (ctl stop) still gets its final name (exit 0)
 
 
 @dataclass(frozen=True)
@@ -240,8 +280,33 @@ def check_graph(cfg: EngineConfig) -> None:
         available.update(st.cls.outputs)
 
 
+def _read_toml(p: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc}") from exc
+
+
+def merge_over_default(data: dict[str, Any], origin: str = "<dict>") -> dict[str, Any]:
+    """``data`` laid over the packaged default: each section's fields replace the default's, other fields and
+    sections keep their default; ``[[stages]]`` replaces the default pipeline only if ``data`` declares it."""
+    merged = _read_toml(CONFIG_DIR / "default.toml")
+    for key, value in data.items():
+        if key != "stages" and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(path: str | Path | None = None) -> EngineConfig:
-    """Load a TOML config; ``None`` = the packaged default (configs/default.toml)."""
+    """Load a TOML config; ``None`` = the packaged default (configs/default.toml).
+
+    A file overrides the packaged default (:func:`merge_over_default`), so a file with only ``[publish] sndhwm``
+    keeps the default pipeline and pacing. Errors name the file the field came from.
+    """
     p = Path(path) if path is not None else CONFIG_DIR / "default.toml"
     if not p.is_file():
         named = CONFIG_DIR / f"{p.name}.toml" if p.suffix == "" else None
@@ -249,11 +314,8 @@ def load_config(path: str | Path | None = None) -> EngineConfig:
             p = named
         else:
             raise ConfigError(f"config file not found: {p}")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
-    return config_from_dict(data, str(p))
+    data = _read_toml(p)
+    return config_from_dict(merge_over_default(data, str(p)), str(p))
 
 
 def with_overrides(cfg: EngineConfig, **sections: dict[str, Any]) -> EngineConfig:

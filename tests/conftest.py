@@ -1,8 +1,11 @@
 """Shared test fixtures: paths to the small real data shipped with the tests."""
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +13,11 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
-# per-user files (alert journals) of tests and their subprocesses go to a fresh folder, never the user's own
-os.environ.setdefault("RTFACE_DATA_DIR", __import__("tempfile").mkdtemp(prefix="rtface-test-data-"))
+# per-user folders (control tokens, saved neutrals, alert journals): a private temporary folder, not $HOME
+_SANDBOX = tempfile.mkdtemp(prefix="rtface-tests-")
+atexit.register(shutil.rmtree, _SANDBOX, True)
+os.environ.setdefault("RTFACE_RUNTIME_DIR", os.path.join(_SANDBOX, "run"))
+os.environ.setdefault("RTFACE_DATA_DIR", os.path.join(_SANDBOX, "data"))
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"

@@ -42,11 +42,11 @@ SYNC_MODES = ("full", "normal")
 
 
 def default_journal_path() -> Path:
-    """``$RTFACE_DATA_DIR`` or ``$XDG_DATA_HOME/rtface`` or ``~/.local/share/rtface``, then ``alerts/journal.sqlite``."""
-    own = os.environ.get("RTFACE_DATA_DIR")
-    xdg = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(own) if own else (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local/share") / "rtface"
-    return base / "alerts" / "journal.sqlite"
+    """``<user data folder>/alerts/journal.sqlite`` (:func:`rtface.userdirs.data_dir`: ``$RTFACE_DATA_DIR``, else
+    ``$XDG_DATA_HOME/rtface``, else ``~/.local/share/rtface``)."""
+    from rtface.userdirs import data_dir
+
+    return data_dir() / "alerts" / "journal.sqlite"
 
 
 class Journal:
@@ -58,10 +58,13 @@ class Journal:
         self.path = Path(path)
         self._lock_fd: int | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.exists():  # patient data: a folder only this user can read
+                from rtface.userdirs import private_dir
+
+                private_dir(self.path.parent)
             self._lock_fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise ConfigError(f"alert journal {self.path}: cannot create it: {exc.strerror}") from exc
+        except OSError as exc:  # PermissionError from private_dir carries its own text
+            raise ConfigError(f"alert journal {self.path}: cannot create it: {exc.strerror or exc}") from exc
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -28,6 +28,12 @@ from typing import Any
 import numpy as np
 
 from rtface.errors import ConfigError, TransportError
+from rtface.transport.guard import GuardedConnection, Limits, harden_socket, recv_parts, unpack_map
+from rtface.transport.guard import bind as guard_bind
+
+# inbound gaze messages (Pupil gaze datums with their pupil base data are a few KB)
+GAZE_LIMITS = Limits(max_message_bytes=1024 * 1024, max_parts=4, max_str_len=64 * 1024, max_bin_len=1024 * 1024,
+                     max_array_len=4096, max_map_len=1024)
 
 PIXEL_GAZE_TOPIC = "rtface.v1.gaze_in"
 
@@ -125,18 +131,19 @@ class PupilRemoteReceiver(_ThreadedReceiver):
         self.timeout_ms = timeout_ms
         self.clock_offset_ns = 0  # Pupil time -> UTC ns (only set with sync_clock)
         self.clock_rtt_ns = -1  # round trip of the "t" request used (-1 = not synced)
+        self.bad_messages = 0  # received messages that were not gaze datums (skipped)
 
     def _request(self, ctx: Any, msg: str) -> str:
         import zmq
 
         req = ctx.socket(zmq.REQ)
-        req.setsockopt(zmq.LINGER, 0)
+        harden_socket(req, GAZE_LIMITS)
         req.setsockopt(zmq.RCVTIMEO, self.timeout_ms)
         req.setsockopt(zmq.SNDTIMEO, self.timeout_ms)
         try:
             req.connect(f"tcp://{self.host}:{self.port}")
             req.send_string(msg)
-            return req.recv_string()
+            return req.recv().decode("utf-8", "replace")[:256]
         except zmq.ZMQError as exc:
             raise TransportError(f"Pupil Remote tcp://{self.host}:{self.port}: no reply to '{msg}' ({exc})") from None
         finally:
@@ -165,36 +172,38 @@ class PupilRemoteReceiver(_ThreadedReceiver):
         return self.clock_offset_ns
 
     def _run(self) -> None:
-        import msgpack
         import zmq
 
         ctx = zmq.Context.instance()
-        sub_port = self._request(ctx, "SUB_PORT")
+        sub_port = self._request(ctx, "SUB_PORT").strip()
+        if not sub_port.isdigit() or not 0 < int(sub_port) < 65536:
+            raise TransportError(f"Pupil Remote tcp://{self.host}:{self.port}: reply {sub_port[:40]!r} to "
+                                 f"'SUB_PORT' is not a port number")
         if self.sync_clock:
             self.sync()
-        sub = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.connect(f"tcp://{self.host}:{sub_port}")
-        sub.setsockopt_string(zmq.SUBSCRIBE, self.topic)
+        sub = GuardedConnection(zmq.SUB, f"tcp://{self.host}:{sub_port}", GAZE_LIMITS,
+                                lambda s: s.setsockopt_string(zmq.SUBSCRIBE, self.topic), context=ctx,
+                                where="Pupil Capture SUB endpoint")
         self.connected.set()
         w, h = self.scene_size if self.scene_size else (1.0, 1.0)
         try:
             while not self._stop.is_set():
                 if not sub.poll(50):
                     continue
-                frames = sub.recv_multipart()
-                if len(frames) < 2:
-                    continue
-                try:
-                    d = msgpack.unpackb(frames[1], raw=False)
-                    nx, ny = d["norm_pos"]
+                try:  # any bytes: skip what is not a gaze datum, never crash the thread
+                    frames = sub.recv_parts()
+                    if frames is None or len(frames) < 2:
+                        continue
+                    d = unpack_map(frames[1], GAZE_LIMITS)
+                    nx, ny = (float(v) for v in d["norm_pos"])
                     conf = float(d.get("confidence", 1.0))
-                    ts = float(d["timestamp"])
-                except (ValueError, KeyError, TypeError, msgpack.ExtraData):
-                    continue  # not a gaze datum: skip, never crash the thread
+                    t_ns = int(round(float(d["timestamp"]) * 1e9))
+                except Exception:  # noqa: BLE001 - MalformedMessage, KeyError, TypeError, ValueError (nan) ...
+                    self.bad_messages += 1
+                    continue
                 if conf < self.min_confidence:
                     continue
-                self.queue.put(int(round(ts * 1e9)), nx * w, (1.0 - ny) * h, conf)
+                self.queue.put(t_ns, nx * w, (1.0 - ny) * h, conf)
         finally:
             sub.close()
 
@@ -209,29 +218,42 @@ class PixelGazeReceiver(_ThreadedReceiver):
         self.bad_messages = 0
 
     def _run(self) -> None:
-        import msgpack
         import zmq
 
-        sub = zmq.Context.instance().socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        try:
-            (sub.bind if self.bind else sub.connect)(self.endpoint)
-        except zmq.ZMQError as exc:
-            sub.close()
-            raise TransportError(f"gaze input {self.endpoint}: {exc}") from None
-        sub.setsockopt_string(zmq.SUBSCRIBE, self.topic)
+        def subscribe(s: zmq.Socket) -> None:
+            s.setsockopt_string(zmq.SUBSCRIBE, self.topic)
+
+        if self.bind:  # the bound side: a too big message only drops that peer's connection
+            sub = zmq.Context.instance().socket(zmq.SUB)
+            harden_socket(sub, GAZE_LIMITS)
+            subscribe(sub)
+            try:
+                guard_bind(sub, self.endpoint, "gaze input", authenticated=False)
+            except TransportError as exc:
+                sub.close()
+                raise TransportError(f"gaze input {self.endpoint}: {exc}") from None
+            poll, recv = sub.poll, lambda: recv_parts(sub, GAZE_LIMITS)
+        else:
+            try:
+                sub = GuardedConnection(zmq.SUB, self.endpoint, GAZE_LIMITS, subscribe, where="gaze input endpoint")
+            except TransportError as exc:
+                raise TransportError(f"gaze input {self.endpoint}: {exc}") from None
+            poll, recv = sub.poll, sub.recv_parts
         self.connected.set()
         try:
             while not self._stop.is_set():
-                if not sub.poll(50):
+                if not poll(50):
                     continue
-                frames = sub.recv_multipart()
-                try:
-                    d = msgpack.unpackb(frames[-1], raw=False)
-                    self.queue.put(int(d["t_ns"]), float(d["x_px"]), float(d["y_px"]),
-                                   float(d.get("confidence", 1.0)))
-                except (ValueError, KeyError, TypeError, msgpack.ExtraData):
+                try:  # any bytes: count what is not a gaze sample, never crash the thread
+                    frames = recv()
+                    if frames is None:
+                        continue
+                    d = unpack_map(frames[-1], GAZE_LIMITS)
+                    sample = (int(d["t_ns"]), float(d["x_px"]), float(d["y_px"]), float(d.get("confidence", 1.0)))
+                except Exception:  # noqa: BLE001 - MalformedMessage, KeyError, TypeError, ValueError, OverflowError
                     self.bad_messages += 1
+                    continue
+                self.queue.put(*sample)
         finally:
             sub.close()
 

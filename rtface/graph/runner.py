@@ -60,9 +60,36 @@ class Engine:
         self.summary: dict = {}
         self.output_path: Path | None = None
         self.session_paths: list[Path] = []
+        # how the run ended: "completed" (source ended or max_frames), "stopped" (stop(), e.g. `rtface ctl stop`),
+        # "interrupted" (stop("interrupted"): a signal, or the caller gave up), "failed" (an error)
+        self.outcome = ""
+        self.complete = False  # the output got its final name (a stopped file run stays .partial)
+        self._stop_reason = "stopped"
+        self._opened = False
+        self._session_sent = False
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
+    def sample_loops(self) -> bool:
+        """The embedded sample (2.4 s) plays in a loop when it is paced in real time and no file is written: the
+        first demo, which runs until Ctrl-C. Processed as a file (``--no-realtime``, ``--out``) it plays once."""
+        cfg = self.config
+        return cfg.source.spec == "sample" and cfg.source.realtime and not cfg.output.path
+
+    def open(self) -> None:
+        """Load models, bind sockets, check the output path and start the grabber, without processing a frame.
+        Idempotent; ``results()`` calls it. Afterwards ``publisher.endpoint`` / ``control.endpoint`` are the
+        addresses actually bound. On failure everything already opened is closed again."""
+        if self._opened:
+            return
+        self._opened = True
+        try:
+            self._open()
+        except BaseException:
+            self.outcome = "failed"
+            self.close(complete=False)
+            raise
+
     def _open(self) -> None:
         from rtface.grabber import Grabber
         from rtface.ring import FrameRing
@@ -71,7 +98,12 @@ class Engine:
         cfg = self.config
         src = cfg.source
         # build (not open) the source first: a missing file is reported before any model loads
-        self.source = open_source(resolve_source_spec(src.spec), realtime=src.realtime, loop=src.loop, fps=src.fps)
+        self.source = open_source(resolve_source_spec(src.spec), realtime=src.realtime,
+                                  loop=src.loop or self.sample_loops(), fps=src.fps)
+        if cfg.output.path:  # ... and so is an output path that cannot be written
+            from rtface.output.table_writer import check_output_path
+
+            check_output_path(cfg.output.path, overwrite=cfg.output.overwrite)
         self._slots = []
         for sc in cfg.stages:
             st = sc.cls(sc.name, sc.params)
@@ -93,8 +125,10 @@ class Engine:
                                 self.publisher.endpoint)
         if cfg.control.enabled:
             from rtface.transport.control import ControlServer
+            from rtface.transport.guard import TokenAuth
 
-            self.control = ControlServer(cfg.control.endpoint, self.handle_command)
+            auth = TokenAuth.from_settings(cfg.control.token) if cfg.control.auth == "token" else None
+            self.control = ControlServer(cfg.control.endpoint, self.handle_command, auth=auth)
         if cfg.output.path:
             from rtface.output.table_writer import TableWriter
 
@@ -118,15 +152,30 @@ class Engine:
                            extra_scalars=extra,
                            write_canonical=self.config.output.write_canonical)
 
-    def stop(self) -> None:
-        """Ask the run to end after the current frame (any thread)."""
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the run to end after the current frame (any thread, signal handlers too). ``reason``: "stopped" (a
+        file run then stays incomplete unless ``[output] finalize_on_stop``; a live run completes) or
+        "interrupted" (never complete, like Ctrl-C)."""
+        if reason not in ("stopped", "interrupted"):
+            raise ValueError(f"stop reason must be 'stopped' or 'interrupted', got {reason!r}")
+        if not self._stop.is_set():
+            self._stop_reason = reason
         self._stop.set()
 
+    @property
+    def closing(self) -> bool:
+        """True once ``close()`` has started (a signal handler must not interrupt it)."""
+        return self._closed
+
     def close(self, *, complete: bool = False) -> None:
-        """Stop the grabber, close stages, socket and writer. Safe to call twice."""
+        """Stop the grabber, close stages, sockets and writer; publish the session message (every run ends with
+        one, saying how it ended). Safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        self.complete = complete
+        if not self.outcome:
+            self.outcome = "completed" if complete else "interrupted"
         if self.grabber is not None:
             self.grabber.stop()
         for slot in self._slots:
@@ -141,7 +190,8 @@ class Engine:
 
                 self.session_paths = write_session(self.output_path, self.summary)
         if self.publisher is not None:
-            self.publisher.close()
+            self._publish_session()
+            self.publisher.close(linger_s=0.2)
         if self.control is not None:
             self.control.close()
 
@@ -165,13 +215,28 @@ class Engine:
         if cmd == "calibrate_neutral":
             fid = req.get("face_id")
             return {"calibrated_now": self.stage(cmd).calibrate_neutral(None if fid is None else int(fid))}
-        if cmd == "save_neutral":
-            return str(self.stage(cmd).save_neutral(int(req["face_id"]), str(req["path"])))
-        if cmd == "load_neutral":
-            meta = self.stage(cmd).load_neutral(int(req["face_id"]), str(req["path"]))
-            return {k: str(v) for k, v in meta.items()}
+        if cmd in ("save_neutral", "load_neutral"):
+            return self._neutral_command(req)
         raise ValueError(f"unknown command {cmd!r} (ping, stats, stop, calibrate_neutral, save_neutral, "
                          f"load_neutral)")
+
+    def _neutral_command(self, req: dict) -> dict:
+        """save_neutral / load_neutral: files by name in the one neutral folder (rtface.neutral_files)."""
+        from rtface.neutral_files import NeutralFolder
+
+        cmd, fid = req["cmd"], req.get("face_id")
+        if "path" in req:
+            raise ValueError(f"{cmd}: takes a 'name' (files live in [control] neutral_dir), not a 'path'")
+        if isinstance(fid, bool) or not isinstance(fid, int):
+            raise ValueError(f"{cmd}: 'face_id' must be an integer, got {fid!r}")
+        stage = self.stage(cmd)
+        folder = NeutralFolder(self.config.control.neutral_dir)
+        if cmd == "save_neutral":
+            path = folder.save(req.get("name"), lambda p: stage.save_neutral(fid, p),
+                               overwrite=req.get("overwrite") is True)
+            return {"name": path.stem, "path": str(path)}
+        meta = folder.load(req.get("name"), lambda p: stage.load_neutral(fid, p))
+        return {k: str(v) for k, v in meta.items()}
 
     def __enter__(self) -> "Engine":
         return self
@@ -238,12 +303,40 @@ class Engine:
         if self.live or self.config.source.allow_incomplete or self.grabber is None:
             return
         st = self.grabber.stats()
+        if st.get("unreadable"):
+            bad = list(getattr(self.source, "unreadable_files", ()))
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise SourceError(
+                f"source {self.source.name}: {st['unreadable']} of {st.get('files', '?')} image(s) could not be "
+                f"read ({shown}); use --allow-incomplete ([source] allow_incomplete = true) to accept the "
+                f"{st.get('frames_read', '?')} that could")
         if st.get("premature_end") or st.get("decode_errors"):
             raise SourceError(
                 f"source {self.source.name}: incomplete file: {st.get('frames_read', '?')} frames decoded of "
                 f"{st.get('frames_expected', '?')} expected, {st.get('decode_errors', 0)} decode error(s)"
                 f"{', stream ended early (truncated?)' if st.get('premature_end') else ''}; "
                 f"use --allow-incomplete ([source] allow_incomplete = true) to accept the frames that decoded")
+
+    def _summary(self) -> dict:
+        return {"stats": self.stats.snapshot(self.drops()),
+                "stages": {s.stage.name: s.stage.summary() for s in self._slots},
+                "outcome": self.outcome, "complete": self.complete}
+
+    def _publish_session(self) -> None:
+        """The end-of-run message, once, for every outcome (the processing thread, from close())."""
+        if self._session_sent or self.publisher is None:
+            return
+        self._session_sent = True
+        from rtface.transport import wire
+        from rtface.transport.messages import session_message
+
+        summary = dict(self.summary) if self.summary else self._summary()
+        summary.update(outcome=self.outcome, complete=self.complete)
+        try:
+            self._publish_stats()
+            self.publisher.send(wire.TOPIC_SESSION, session_message(summary))
+        except Exception as exc:  # closing must not hide the run's own outcome
+            log.warning("session message not sent: %s", exc)
 
     def _publish_stats(self) -> None:
         if self.publisher is None:
@@ -260,7 +353,7 @@ class Engine:
 
         complete = False
         try:
-            self._open()
+            self.open()
             cfg = self.config
             max_frames = cfg.engine.max_frames
             interval = cfg.engine.stats_interval_s
@@ -300,14 +393,15 @@ class Engine:
                 yield result
                 if max_frames and self.stats.frames >= max_frames:
                     break
-            self.summary = {"stats": self.stats.snapshot(self.drops()),
-                            "stages": {s.stage.name: s.stage.summary() for s in self._slots}}
-            if self.publisher is not None:
-                from rtface.transport.messages import session_message
-
-                self._publish_stats()
-                self.publisher.send(wire.TOPIC_SESSION, session_message(self.summary))
-            complete = True
+            self.outcome = self._stop_reason if self._stop.is_set() else "completed"
+            complete = self.outcome == "completed" or (
+                self.outcome == "stopped" and (self.live or cfg.output.finalize_on_stop))
+            self.complete = complete
+            self.summary = self._summary()
+        except BaseException as exc:
+            if not self.outcome:
+                self.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
+            raise
         finally:
             self.close(complete=complete)
 

@@ -21,6 +21,44 @@ INT_COLUMNS = {"frame": "int64", "face_id": "int32", "t_capture_ns": "int64", "s
                "neutral_ready": "int8"}
 
 
+def check_output_path(path: str | Path, *, overwrite: bool = False) -> Path:
+    """Check before any work that ``path`` can be written; raises ConfigError naming the path and what to do.
+
+    Refused: another extension than .parquet/.csv, a folder, a missing parent folder, a place where the
+    ``.partial`` file cannot be created (e.g. /proc), and an existing file at ``path`` (a complete earlier
+    result) unless ``overwrite`` (it is then replaced only when this run completes).
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ConfigError(f"output path {p}: unsupported extension {suffix!r} (use .parquet or .csv)")
+    if p.is_dir():
+        raise ConfigError(f"output path {p} is a folder; give a file name, e.g. {p / ('results' + suffix)}")
+    if not p.parent.is_dir():
+        raise ConfigError(f"output path {p}: folder {p.parent} does not exist")
+    if p.exists() and not overwrite:
+        raise ConfigError(f"output path {p} already exists (a complete earlier result); pass --overwrite "
+                          f"([output] overwrite = true) to replace it once this run completes, or choose another "
+                          f"--out")
+    from rtface.output.session_writer import session_paths
+
+    partial = p.with_name(p.name + ".partial")
+    for q in (partial, *session_paths(p)):
+        if q.is_dir():
+            raise ConfigError(f"output path {p}: {q} is a folder, so results cannot be written there")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:  # left by an earlier failed run; this run replaces it
+        if not os.access(partial, os.W_OK):
+            raise ConfigError(f"output path {p}: cannot write {partial} (permission denied)") from None
+    except OSError as exc:
+        raise ConfigError(f"output path {p}: cannot create files in {p.parent} ({exc.strerror})") from None
+    else:
+        os.close(fd)
+        os.unlink(partial)
+    return p
+
+
 class TableWriter:
     def __init__(self, path: str | Path, layout: TableLayout, *, batch_rows: int = 256) -> None:
         self.path = Path(path)

@@ -5,11 +5,14 @@ import stat
 from pathlib import Path
 
 from rtface.errors import SourceError
+from rtface.landmarking.quiet import quiet_ffmpeg
 from rtface.sources.base import IMAGE_EXTENSIONS, Source
 from rtface.sources.camera import CameraSource
 from rtface.sources.images import ImageSequenceSource
 from rtface.sources.stream import STREAM_SCHEMES, StreamSource
 from rtface.sources.video import VideoFileSource
+
+quiet_ffmpeg()  # FFmpeg's own lines for damaged files stay off the terminal; rtface names the file itself
 
 __all__ = ["Source", "CameraSource", "ImageSequenceSource", "StreamSource", "VideoFileSource", "open_source"]
 
@@ -20,7 +23,8 @@ def open_source(spec: str | int | Path, *, realtime: bool = False, loop: bool = 
 
     - int or digit string -> CameraSource (``fps`` = requested rate); a character device path -> CameraSource
     - ``scheme://...`` -> StreamSource for rtsp/rtsps/http/https/udp/tcp (other schemes: SourceError)
-    - existing directory, or a pattern containing ``*?[`` -> ImageSequenceSource (``fps`` default 30)
+    - existing directory, or a pattern containing ``*?[`` -> ImageSequenceSource (``fps`` default 30); unreadable
+      images are skipped and counted (``unreadable``; the engine treats them like a video's decode errors)
     - existing image file (.jpg/.jpeg/.png/.bmp) -> 1-frame ImageSequenceSource; other existing file ->
       VideoFileSource (``fps`` only replaces a missing/invalid container rate)
     - anything else -> SourceError("... no such file: <path>")
@@ -42,13 +46,13 @@ def open_source(spec: str | int | Path, *, realtime: bool = False, loop: bool = 
                           f"(expected one of {', '.join(STREAM_SCHEMES)})")
     path = Path(text).expanduser()
     if path.is_dir():
-        return ImageSequenceSource(path, fps=fps, realtime=realtime, loop=loop)
+        return ImageSequenceSource(path, fps=fps, realtime=realtime, loop=loop, on_error="skip")
     if path.exists():
         if stat.S_ISCHR(path.stat().st_mode):
             return CameraSource(str(path), fps=fps)
         if path.suffix.lower() in IMAGE_EXTENSIONS:
-            return ImageSequenceSource(path, fps=fps, realtime=realtime, loop=loop)
+            return ImageSequenceSource(path, fps=fps, realtime=realtime, loop=loop, on_error="skip")
         return VideoFileSource(path, realtime=realtime, loop=loop, fps=fps)
     if any(c in text for c in "*?["):
-        return ImageSequenceSource(text, fps=fps, realtime=realtime, loop=loop)
+        return ImageSequenceSource(text, fps=fps, realtime=realtime, loop=loop, on_error="skip")
     raise SourceError(f"source: no such file: {path}")

@@ -57,6 +57,7 @@ class ImageSequenceSource(Source):
         self._pos = 0  # position over all loops
         self._pacer = Pacer(self._sleep)
         self.unreadable = 0
+        self.unreadable_files: list[str] = []  # "name: why" of the first 100 unreadable files
         self.loops = 0
 
     def open(self) -> None:
@@ -100,6 +101,8 @@ class ImageSequenceSource(Source):
             if self.on_error == "raise":
                 raise SourceError(f"image source: cannot read {path}: {why}")
             self.unreadable += 1
+            if len(self.unreadable_files) < 100:
+                self.unreadable_files.append(f"{path.name}: {why}")
             return None
         return to_bgr(image)
 

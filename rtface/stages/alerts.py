@@ -133,6 +133,10 @@ class AlertStage(Stage):
         """The alert channel's bound address ("" without a channel)."""
         return self.service.endpoint if self.service is not None else ""
 
+    def alert_endpoint(self) -> str:
+        """Same as :attr:`endpoint` (found by ``Engine.stage("alert_endpoint")``)."""
+        return self.endpoint
+
     def process(self, image: np.ndarray, result: FrameResult) -> None:
         events = self.service.on_frame(result)
         if events:

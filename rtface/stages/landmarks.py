@@ -14,7 +14,7 @@ import numpy as np
 from rtface.errors import ConfigError
 from rtface.graph.stage import Stage, register_stage
 from rtface.landmarking.base import landmarks_bbox
-from rtface.landmarking.quiet import native_stderr_silenced
+from rtface.landmarking.quiet import NativeLogFilter
 from rtface.landmarking.tracker import FaceTracker, iou_matrix
 from rtface.records import Face, FrameResult
 
@@ -58,12 +58,19 @@ class LandmarkStage(Stage):
                 raise ConfigError(f"stage '{name}': field '{f}' must be in [0, 1], got {getattr(p, f)}")
         self._backend = None
         self._scorer = None
-        self._warm = 0
+        self._quiet = NativeLogFilter()  # processing thread
+        self._quiet_left = 0
         self.tracker = FaceTracker(min_iou=p.track_min_iou, max_missing=p.track_max_missing)
 
+    def _quiet_for(self, frames: int) -> None:
+        """Filter MediaPipe's native log lines from now until ``frames`` more frames were processed (its graph
+        threads log while they start, after the Python call that created the graph has returned)."""
+        self._quiet.start()
+        self._quiet_left = max(self._quiet_left, frames)
+
     def open(self) -> None:
-        with native_stderr_silenced():
-            self._open_backend()
+        self._quiet_for(5)
+        self._open_backend()
 
     def _open_backend(self) -> None:
         p = self.params
@@ -94,9 +101,8 @@ class LandmarkStage(Stage):
         import mediapipe as mp
 
         if self._scorer is None:
-            with native_stderr_silenced():
-                self._scorer = mp.solutions.face_detection.FaceDetection(model_selection=1,
-                                                                         min_detection_confidence=0.2)
+            self._quiet_for(3)
+            self._scorer = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.2)
         h, w = image.shape[:2]
         res = self._scorer.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         dets, scores = [], []
@@ -113,12 +119,16 @@ class LandmarkStage(Stage):
         return out
 
     def process(self, image: np.ndarray, result: FrameResult) -> None:
-        if self._warm < 5:  # MediaPipe logs while it builds its first inference graphs
-            self._warm += 1
-            with native_stderr_silenced():
-                raw = self._backend.detect(image, result.meta.t_media_ns)
-        else:
-            raw = self._backend.detect(image, result.meta.t_media_ns)
+        try:
+            self._process(image, result)
+        finally:
+            if self._quiet_left:
+                self._quiet_left -= 1
+                if not self._quiet_left:
+                    self._quiet.stop()
+
+    def _process(self, image: np.ndarray, result: FrameResult) -> None:
+        raw = self._backend.detect(image, result.meta.t_media_ns)
         boxes = np.array([landmarks_bbox(f.landmarks_px) for f in raw], np.float32).reshape(-1, 4)
         scores = np.array([f.confidence for f in raw], float)
         ids, conf = self.tracker.update(boxes, scores)
@@ -134,3 +144,4 @@ class LandmarkStage(Stage):
             if obj is not None:
                 obj.close()
         self._backend = self._scorer = None
+        self._quiet.stop()

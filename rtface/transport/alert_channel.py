@@ -30,10 +30,7 @@ import zmq
 from rtface.errors import TransportError
 from rtface.transport.alert_wire import ALERT_WIRE_VERSION, REQUEST_LIMITS, pack, parse_request
 
-try:
-    from rtface.transport.guard import MalformedMessage, bind, harden_socket, recv_parts
-except ImportError:  # pragma: no cover - until branch "hardening" is merged
-    from rtface.transport._guard_local import MalformedMessage, bind, harden_socket, recv_parts
+from rtface.transport.guard import MalformedMessage, bind, harden_socket, recv_parts
 
 log = logging.getLogger("rtface.alerts")
 SNAPSHOT_MAX = 1000  # open alerts in one welcome (the newest; alerts_total says how many are open)

@@ -31,10 +31,7 @@ from rtface.transport.alert_wire import (
     ALERT_WIRE_VERSION, DEFAULT_ALERT_ENDPOINT, MAX_ACKS, SERVER_LIMITS, pack, parse_server,
 )
 
-try:
-    from rtface.transport.guard import MalformedMessage, harden_socket
-except ImportError:  # pragma: no cover - until branch "hardening" is merged
-    from rtface.transport._guard_local import MalformedMessage, harden_socket
+from rtface.transport.guard import GuardedConnection, MalformedMessage
 
 
 class _Seen:
@@ -85,16 +82,11 @@ class AlertClient:
         self._token = token
         self.offline_after_s, self.ping_s = offline_after_s, ping_s
         self._offline_needs_contact = offline_needs_contact
-        ctx = context or zmq.Context.instance()
-        self._sock: zmq.Socket | None = ctx.socket(zmq.DEALER)
-        harden_socket(self._sock, SERVER_LIMITS)
-        self._sock.setsockopt(zmq.RCVHWM, 100_000)
-        try:
-            self._sock.connect(endpoint)
-        except zmq.ZMQError as exc:
-            self._sock.close(linger=0)
-            self._sock = None
-            raise TransportError(f"cannot connect to the alert channel {endpoint}: {exc.strerror}") from exc
+        # a DEALER that is re-made if an oversize message made libzmq drop the connection (the engine then asks
+        # "who" and this listener says hello again)
+        self._conn: GuardedConnection | None = GuardedConnection(
+            zmq.DEALER, endpoint, SERVER_LIMITS, lambda s: s.setsockopt(zmq.RCVHWM, 100_000), context=context,
+            where="alert endpoint")
         self._seen = _Seen(state_path)
         self._ready: deque[tuple] = deque()  # (item, key, raised-alert key, seq to ack, snapshot alert id to ack)
         self._queued: set[str] = set()
@@ -118,7 +110,7 @@ class AlertClient:
     # ------------------------------------------------------------------------------------------------ sending
     def _send(self, msg: dict[str, Any]) -> None:
         try:
-            self._sock.send(pack(msg), flags=zmq.NOBLOCK)
+            self._conn.sock.send(pack(msg), flags=zmq.NOBLOCK)
         except zmq.Again:
             pass  # not connected yet / queue full: hello and pings are repeated, acks are resent on redelivery
 
@@ -205,15 +197,22 @@ class AlertClient:
             self._replies[m["req"]] = m
 
     def _poll(self, timeout_s: float) -> None:
-        sock = self._sock
-        if sock is None:
+        conn = self._conn
+        if conn is None:
             raise TransportError(f"alert client for {self.endpoint} is closed")
-        if sock.poll(max(0, int(timeout_s * 1000)), zmq.POLLIN):
+        if conn.poll(max(0, int(timeout_s * 1000))):
             while True:
                 try:
-                    self._take(sock.recv(flags=zmq.NOBLOCK))
-                except zmq.Again:
+                    parts = conn.recv_parts()
+                except MalformedMessage:
+                    self.malformed += 1
+                    continue
+                if parts is None:
                     break
+                if len(parts) == 1:
+                    self._take(parts[0])
+                else:
+                    self.malformed += 1
         self._housekeeping()
 
     def recv(self, timeout_s: float | None = None) -> dict[str, Any] | None:
@@ -241,7 +240,7 @@ class AlertClient:
         return item
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        while self._sock is not None:
+        while self._conn is not None:
             item = self.recv(None)
             if item is not None:
                 yield item
@@ -280,13 +279,15 @@ class AlertClient:
 
     def close(self) -> None:
         """Send the pending acks and ``bye``, close. Safe to call twice."""
-        sock = self._sock
-        if sock is None:
+        conn = self._conn
+        if conn is None:
             return
         self._flush_acks()
         self._send({"type": "bye"})
-        self._sock = None
-        sock.close(linger=200)
+        if conn.sock is not None:
+            conn.sock.close(linger=200)  # let the last acks and bye go out (GuardedConnection closes with 0)
+        self._conn = None
+        conn.close()
         self._seen.close()
 
     def __enter__(self) -> "AlertClient":

@@ -17,10 +17,7 @@ from typing import Any
 
 import msgpack
 
-try:  # the shared socket hardening of branch "hardening"; a local stand-in until it lands
-    from rtface.transport.guard import Limits, MalformedMessage, unpack_map
-except ImportError:  # pragma: no cover - exercised until guard.py is merged
-    from rtface.transport._guard_local import Limits, MalformedMessage, unpack_map
+from rtface.transport.guard import Limits, MalformedMessage, unpack_map
 
 ALERT_WIRE_VERSION = 1
 DEFAULT_ALERT_ENDPOINT = "tcp://127.0.0.1:5557"

@@ -233,8 +233,20 @@ def _drop_counters(drops: Mapping[str, Any], path: str = "") -> list[tuple[str, 
 def format_summary(topic: str, msg: Mapping[str, Any], *, top_aus: int = 3) -> str:
     """One readable line per message for ``rtface listen`` (any topic; unknown fields are shown compactly).
 
-    Frame latency ``lat`` is ``t_publish_ns - t_capture_ns`` (capture to publish, ms).
+    Frame latency ``lat`` is ``t_publish_ns - t_capture_ns`` (capture to publish, ms). Never raises: a message whose
+    fields have unexpected types (it passed the wire checks, but not from an rtface publisher) gets a generic line.
     """
+    try:
+        return _format_summary(topic, msg, top_aus)
+    except Exception:  # noqa: BLE001 - any decoded message must print
+        try:
+            body = " ".join(f"{k}={_fmt(v)}" for k, v in dict(msg).items() if k not in ("topic", "v"))
+        except Exception:  # noqa: BLE001
+            body = "<unprintable>"
+        return f"{topic!s:.80} (unexpected field types) {body}"[:2000]
+
+
+def _format_summary(topic: str, msg: Mapping[str, Any], top_aus: int) -> str:
     if topic == TOPIC_FRAME:
         lat = (msg.get("t_publish_ns", 0) - msg.get("t_capture_ns", 0)) / 1e6
         faces = msg.get("faces", [])

@@ -4,29 +4,25 @@ ZeroMQ sockets are not thread-safe: the first thread that calls :meth:`Publisher
 other thread calling ``send`` gets a TransportError. Construction and :meth:`close` may happen on another thread
 (before the first send / after the owner stopped sending).
 
-The endpoint string is used verbatim. The default binds to loopback only (``tcp://127.0.0.1:5555``); binding to
-another interface (``tcp://0.0.0.0:5555``, ``tcp://eth0:5555``) exposes facial data to the network and must be asked
-for explicitly by the caller.
+The endpoint is checked (:func:`rtface.transport.guard.parse_endpoint`: a port outside 0..65535 is an error) and
+bound through :func:`rtface.transport.guard.bind`. The default binds to loopback only (``tcp://127.0.0.1:5555``);
+binding to another interface (``tcp://0.0.0.0:5555``, ``tcp://eth0:5555``) exposes facial data to the network,
+must be asked for explicitly by the caller and logs a warning.
 """
 from __future__ import annotations
 
-import errno
 import threading
 import time
 
 import zmq
 
 from rtface.errors import TransportError
+from rtface.transport.guard import Limits, MalformedMessage, bind, harden_socket, parse_endpoint, recv_parts
 from rtface.transport.wire import encode, stamp, topic_bytes
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
-
-
-def _suggest(endpoint: str) -> str:
-    head, _, port = endpoint.rpartition(":")
-    if endpoint.startswith("tcp://") and port.isdigit():
-        return f"choose another port (e.g. {head}:{int(port) + 1}) or {head}:0 for a random free port"
-    return "choose another endpoint"
+SUBSCRIPTION_LIMITS = Limits(max_message_bytes=4096, max_parts=1, max_str_len=0, max_bin_len=0, max_array_len=0,
+                             max_map_len=0)  # inbound (un)subscription notices: a flag byte + a topic prefix
 
 
 class Publisher:
@@ -39,27 +35,24 @@ class Publisher:
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, sndhwm: int = 100,
                  context: zmq.Context | None = None) -> None:
-        if not isinstance(endpoint, str) or "://" not in endpoint:
-            raise TransportError(f"publisher endpoint {endpoint!r} is invalid: expected e.g. {DEFAULT_ENDPOINT!r}")
-        if sndhwm < 0:
-            raise TransportError(f"publisher sndhwm must be >= 0, got {sndhwm}")
+        parse_endpoint(endpoint, where="publisher endpoint")
+        if sndhwm < 1:
+            raise TransportError(f"publisher sndhwm must be >= 1 message, got {sndhwm} (0 would be unbounded)")
         self._ctx = context or zmq.Context.instance()
-        # XPUB sends exactly like PUB but also lets us see subscriptions arrive (wait_for_subscribers)
-        self._sock: zmq.Socket | None = self._ctx.socket(zmq.XPUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.XPUB_VERBOSE, 1)
-        self._sock.setsockopt(zmq.SNDHWM, int(sndhwm))
+        # XPUB sends exactly like PUB but also lets us see subscriptions arrive (wait_for_subscribers); what it
+        # receives (subscriptions) is size-limited like every inbound message
+        sock = self._ctx.socket(zmq.XPUB)
+        harden_socket(sock, SUBSCRIPTION_LIMITS)
+        sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        sock.setsockopt(zmq.SNDHWM, int(sndhwm))
         try:
-            self._sock.bind(endpoint)
-        except zmq.ZMQError as exc:
-            self._sock.close(linger=0)
-            self._sock = None
-            if exc.errno == errno.EADDRINUSE:
-                raise TransportError(f"cannot bind publisher to {endpoint}: address already in use; "
-                                     f"{_suggest(endpoint)}") from exc
-            raise TransportError(f"cannot bind publisher to {endpoint}: {exc.strerror}") from exc
+            self.endpoint: str = bind(sock, endpoint, "publisher", authenticated=False,
+                                      hint="set [publish] endpoint (or --endpoint)")
+        except BaseException:
+            sock.close(linger=0)
+            raise
+        self._sock: zmq.Socket | None = sock
         self.requested_endpoint = endpoint
-        self.endpoint: str = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.sndhwm = int(sndhwm)
         self.sent = 0
         self.bytes_sent = 0
@@ -103,9 +96,12 @@ class Publisher:
             return self.subscriptions
         while True:
             try:
-                msg = sock.recv(flags=zmq.NOBLOCK)
-            except zmq.Again:
+                parts = recv_parts(sock, SUBSCRIPTION_LIMITS)
+            except MalformedMessage:  # an XSUB peer sent a multipart message: not a subscription
+                continue
+            if parts is None:
                 return self.subscriptions
+            msg = parts[0]
             if msg[:1] == b"\x01":
                 self.subscriptions += 1
             elif msg[:1] == b"\x00":
@@ -124,11 +120,12 @@ class Publisher:
             self._sock.poll(int(min(left, 0.05) * 1000), zmq.POLLIN)
         return True
 
-    def close(self) -> None:
-        """Close the socket with linger=0 (unsent messages are discarded). Safe to call twice."""
+    def close(self, linger_s: float = 0.0) -> None:
+        """Close the socket; ZeroMQ keeps trying to deliver queued messages for ``linger_s`` seconds in the
+        background (default 0: unsent messages are discarded). Safe to call twice."""
         sock, self._sock = self._sock, None
         if sock is not None:
-            sock.close(linger=0)
+            sock.close(linger=int(max(0.0, linger_s) * 1000))
 
     @property
     def closed(self) -> bool:

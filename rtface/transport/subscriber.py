@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 import zmq
 
 from rtface.errors import TransportError
+from rtface.transport.guard import STREAM_LIMITS, GuardedConnection, Limits
 from rtface.transport.publisher import DEFAULT_ENDPOINT
 from rtface.transport.wire import TOPIC_FRAME, TOPIC_PREFIX, decode_multipart
 
@@ -45,33 +46,29 @@ class GapCounter:
 class Subscriber:
     """SUB socket connected to ``endpoint`` and subscribed to each prefix in ``topics``.
 
-    ``rcvhwm`` is in messages. Counters: ``received`` (decoded messages), ``malformed`` (messages that raised),
+    ``rcvhwm`` is in messages; ``limits`` bound each inbound message (:mod:`rtface.transport.guard`; default 8 MiB
+    per part; a bigger one is dropped with its connection, which is then made anew: ``reconnects``). Counters:
+    ``received`` (decoded messages), ``malformed`` (messages that raised),
     ``missed_frames`` (frame messages dropped between publisher and this subscriber, from ``seq`` gaps),
     ``index_gaps`` (frame indices skipped per source, dropped upstream or in transport).
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, topics: Sequence[str] = (TOPIC_PREFIX,), *,
-                 rcvhwm: int = 1000, context: zmq.Context | None = None) -> None:
+                 rcvhwm: int = 1000, context: zmq.Context | None = None, limits: Limits = STREAM_LIMITS) -> None:
         if isinstance(topics, str):
             topics = (topics,)
-        if not isinstance(endpoint, str) or "://" not in endpoint:
-            raise TransportError(f"subscriber endpoint {endpoint!r} is invalid: expected e.g. {DEFAULT_ENDPOINT!r}")
         self.endpoint = endpoint
         self.topics = tuple(topics)
-        self._ctx = context or zmq.Context.instance()
-        self._sock: zmq.Socket | None = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
-        try:
+        self.limits = limits
+
+        def setup(sock: zmq.Socket) -> None:
+            sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
             for t in self.topics:
-                self._sock.setsockopt(zmq.SUBSCRIBE, t.encode("utf-8"))
-            self._sock.connect(endpoint)
-        except zmq.ZMQError as exc:
-            self._sock.close(linger=0)
-            self._sock = None
-            raise TransportError(f"cannot connect subscriber to {endpoint}: {exc.strerror}") from exc
-        self._poller = zmq.Poller()
-        self._poller.register(self._sock, zmq.POLLIN)
+                sock.setsockopt(zmq.SUBSCRIBE, t.encode("utf-8"))
+
+        # a bigger message than limits allows drops the connection; GuardedConnection makes a new one
+        self._conn: GuardedConnection | None = GuardedConnection(zmq.SUB, endpoint, limits, setup, context=context,
+                                                                 where="subscriber endpoint")
         self.received = 0
         self.malformed = 0
         self._seq_gaps = GapCounter()
@@ -93,15 +90,17 @@ class Subscriber:
         A malformed message is consumed, counted in ``malformed`` and raised as TransportError; the subscriber
         stays usable.
         """
-        sock = self._sock
-        if sock is None:
+        conn = self._conn
+        if conn is None:
             raise TransportError(f"subscriber {self.endpoint} is closed")
         timeout_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
-        if not self._poller.poll(timeout_ms):
+        if not conn.poll(timeout_ms):
             return None
-        frames = sock.recv_multipart(flags=zmq.NOBLOCK, copy=True)
         try:
-            topic, msg = decode_multipart(frames)
+            frames = conn.recv_parts()
+            if frames is None:
+                return None
+            topic, msg = decode_multipart(frames, self.limits)
         except TransportError:
             self.malformed += 1
             raise
@@ -114,22 +113,31 @@ class Subscriber:
         return topic, msg
 
     def __iter__(self) -> Iterator[tuple[str, dict]]:
-        """Yield messages forever (until the subscriber is closed)."""
-        while self._sock is not None:
-            item = self.recv(None)
+        """Yield messages forever (until the subscriber is closed); malformed ones are counted and skipped."""
+        while self._conn is not None:
+            try:
+                item = self.recv(None)
+            except TransportError:
+                if self._conn is None:
+                    return
+                continue
             if item is not None:
                 yield item
 
     def close(self) -> None:
         """Close with linger=0. Safe to call twice."""
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            self._poller.unregister(sock)
-            sock.close(linger=0)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     @property
     def closed(self) -> bool:
-        return self._sock is None
+        return self._conn is None
+
+    @property
+    def reconnects(self) -> int:
+        """Times the connection was made anew (after an oversize message, or the publisher went away)."""
+        return self._conn.reconnects if self._conn is not None else 0
 
     def __enter__(self) -> Subscriber:
         return self

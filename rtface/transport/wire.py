@@ -7,7 +7,8 @@
 - Every payload carries ``"topic"`` (str, equal to the first frame), ``"v"`` (int, :data:`WIRE_VERSION`),
   ``"seq"`` (int, publisher's per-topic counter from 0) and ``"t_publish_ns"`` (int, UTC ns at send).
 
-Pure functions, no sockets: safe to call from any thread.
+Decoding is strict (:func:`rtface.transport.guard.unpack`): any malformed input raises TransportError naming the
+topic and field, nothing else. Pure functions, no sockets: safe to call from any thread.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import msgpack
 import numpy as np
 
 from rtface.errors import TransportError
+from rtface.transport.guard import STREAM_LIMITS, Limits, MalformedMessage, unpack
 
 WIRE_VERSION = 1
 TOPIC_PREFIX = "rtface.v1."
@@ -187,8 +189,10 @@ def _unpack_array(m: dict, topic: str, path: str) -> np.ndarray:
         raise bad(f"dtype {dt_s!r} is not an explicit little-endian bool/int/uint/float dtype string")
     try:
         dt = np.dtype(dt_s)
-    except TypeError as exc:
+    except Exception as exc:  # numpy raises TypeError, ValueError, SyntaxError... for odd strings
         raise bad(f"dtype {dt_s!r} is not understood") from exc
+    if dt.kind not in _ARRAY_KINDS or dt.fields is not None or dt.subdtype is not None:
+        raise bad(f"dtype {dt_s!r} is not a plain bool/int/uint/float dtype")
     if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                               for s in shape):
         raise bad(f"shape {shape!r} must be a list of non-negative ints")
@@ -217,26 +221,27 @@ def _restore(obj: Any, topic: str, path: str) -> Any:
     return obj
 
 
-def decode(data: bytes, *, topic: str | None = None) -> dict:
+def decode(data: bytes, *, topic: str | None = None, limits: Limits = STREAM_LIMITS) -> dict:
     """Unpack one payload; arrays come back as read-only numpy views (no copy).
 
     ``topic`` (the first multipart frame, if known) must equal the payload's ``topic`` field. Raises TransportError
-    naming the topic and field for anything malformed (bad msgpack, missing header, bad array map).
+    naming the topic and field for anything malformed (bad msgpack or beyond ``limits`` (see
+    :mod:`rtface.transport.guard`: lengths, nesting, no ext types), missing header, bad array map).
     """
     where = f"message on topic {topic!r}" if topic else "message"
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TransportError(f"{where}: payload must be bytes, got {type(data).__name__}")
     try:
-        obj = msgpack.unpackb(data, raw=False)
-    except Exception as exc:  # msgpack raises several unrelated types (ExtraData, ValueError, UnicodeDecodeError...)
-        raise TransportError(f"{where}: payload is not valid msgpack ({type(exc).__name__}: {exc})") from exc
+        obj = unpack(data, limits)
+    except MalformedMessage as exc:
+        raise MalformedMessage(f"{where}: payload is not valid msgpack ({exc})") from exc
     own = check_header(obj, where)
     if topic is not None and own != topic:
         raise TransportError(f"{where}: field 'topic' says {own!r}, the envelope says {topic!r}")
     return _restore(obj, own, "")
 
 
-def decode_multipart(frames: Sequence[bytes]) -> tuple[str, dict]:
+def decode_multipart(frames: Sequence[bytes], limits: Limits = STREAM_LIMITS) -> tuple[str, dict]:
     """Decode ``[topic, payload]`` as received by ``recv_multipart``; return (topic, payload)."""
     if len(frames) != 2:
         raise TransportError(f"malformed message: expected 2 frames [topic, payload], got {len(frames)}")
@@ -244,4 +249,4 @@ def decode_multipart(frames: Sequence[bytes]) -> tuple[str, dict]:
         topic = bytes(frames[0]).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise TransportError(f"malformed message: topic frame is not utf-8 ({frames[0][:40]!r})") from exc
-    return topic, decode(frames[1], topic=topic)
+    return topic, decode(frames[1], topic=topic, limits=limits)

@@ -18,7 +18,7 @@ def test_neutral_commands_on_a_running_engine(tmp_path):
     cfg = config_from_dict({
         "source": {"spec": "sample", "realtime": True, "loop": True},
         "publish": {"enabled": False},
-        "control": {"endpoint": ctl},
+        "control": {"endpoint": ctl, "neutral_dir": str(tmp_path / "neutrals")},
         "stages": [{"kind": "landmarks", "max_faces": 1}, {"kind": "canonical", "calibrate_frames": 5}],
     })
     engine = Engine(cfg)
@@ -37,14 +37,19 @@ def test_neutral_commands_on_a_running_engine(tmp_path):
         assert ready.wait(30)
         assert send_command(ctl, "ping") == "pong"
         assert send_command(ctl, "calibrate_neutral") == {"calibrated_now": [0]}
-        path = tmp_path / "person0.npz"
-        assert send_command(ctl, "save_neutral", face_id=0, path=str(path)) == str(path)
-        saved = np.load(path)
-        assert saved["neutral_cm"].shape == (478, 3)
-        meta = send_command(ctl, "load_neutral", face_id=0, path=str(path))
-        assert "format_version" in meta or meta  # metadata comes back
+        saved = send_command(ctl, "save_neutral", face_id=0, name="person0")
+        path = tmp_path / "neutrals" / "person0.npz"
+        assert saved == {"name": "person0", "path": str(path)}
+        assert np.load(path)["neutral_cm"].shape == (478, 3)
+        meta = send_command(ctl, "load_neutral", face_id=0, name="person0")
+        assert "format_version" in meta and meta["face_id"] == "0"
+        with pytest.raises(TransportError, match="already exists in the neutral folder"):
+            send_command(ctl, "save_neutral", face_id=0, name="person0")
+        assert send_command(ctl, "save_neutral", face_id=0, name="person0", overwrite=True)["name"] == "person0"
         with pytest.raises(TransportError, match="no neutral for face 7"):
-            send_command(ctl, "save_neutral", face_id=7, path=str(tmp_path / "x.npz"))
+            send_command(ctl, "save_neutral", face_id=7, name="x")
+        assert sorted(p.name for p in path.parent.iterdir()) == ["person0.npz"]  # no temporary file left
+        _attack_neutral_commands(ctl, tmp_path, path.parent)
         with pytest.raises(TransportError, match="unknown command"):
             send_command(ctl, "reboot")
         stats = send_command(ctl, "stats")
@@ -58,3 +63,29 @@ def test_neutral_commands_on_a_running_engine(tmp_path):
     finally:
         engine.stop()
         t.join(10)
+
+
+def _attack_neutral_commands(ctl: str, tmp_path, folder) -> None:
+    """Names only: no path leaves the neutral folder, nothing is overwritten, errors do not tell files apart."""
+    victim = tmp_path / "victim.npz"
+    victim.write_bytes(b"precious")
+    for name in ("../victim", str(victim), "a/b", "..", ".hidden", "x" * 65, "", "a\\b", "c:x"):
+        with pytest.raises(TransportError, match="invalid neutral name"):
+            send_command(ctl, "save_neutral", face_id=0, name=name)
+        with pytest.raises(TransportError, match="invalid neutral name"):
+            send_command(ctl, "load_neutral", face_id=0, name=name)
+    with pytest.raises(TransportError, match="not a 'path'"):
+        send_command(ctl, "save_neutral", face_id=0, path=str(victim))
+    (folder / "link.npz").symlink_to(victim)  # a link planted in the folder is replaced, never followed
+    (folder / "dir.npz").mkdir()
+    (folder / "junk.npz").write_bytes(b"not an npz")
+    errors = set()
+    for name in ("missing", "link", "dir", "junk"):
+        with pytest.raises(TransportError) as ei:
+            send_command(ctl, "load_neutral", face_id=0, name=name)
+        errors.add(str(ei.value).replace(repr(name), "NAME"))
+    assert len(errors) == 1 and "no valid neutral file of that name" in errors.pop()
+    with pytest.raises(TransportError, match="already exists"):
+        send_command(ctl, "save_neutral", face_id=0, name="link")
+    send_command(ctl, "save_neutral", face_id=0, name="link", overwrite=True)
+    assert victim.read_bytes() == b"precious" and not (folder / "link.npz").is_symlink()

@@ -183,3 +183,24 @@ def test_malformed_message_is_counted_and_subscriber_goes_on():
             assert item is not None and item[0] == TOPIC_STATS and item[1]["fps"] == 1.0
     finally:
         raw.close(linger=0)
+
+
+def test_oversize_message_drops_the_connection_and_the_subscriber_reconnects():
+    """libzmq never retries a connection it dropped for ZMQ_MAXMSGSIZE; the subscriber makes a new one."""
+    from rtface.transport.guard import Limits
+
+    small = Limits(max_message_bytes=4096, max_parts=2, max_str_len=4096, max_bin_len=4096, max_array_len=100,
+                   max_map_len=100)
+    with Publisher(RANDOM) as pub, Subscriber(pub.endpoint, limits=small) as sub:
+        join(pub, sub)
+        big = {"blob": np.zeros(8192, np.uint8)}  # > 4 KiB
+        got: list = []
+        deadline = time.monotonic() + TIMEOUT_S
+        pub.send(TOPIC_STATS, stats_message(big))
+        while not got and time.monotonic() < deadline:
+            pub.send(TOPIC_STATS, stats_message({"after": 1}))
+            item = sub.recv(0.1)
+            if item is not None:
+                got.append(item)
+        assert got and got[0][1]["after"] == 1
+        assert sub.reconnects >= 1 and "blob" not in got[0][1]

@@ -227,3 +227,37 @@ def test_pupil_remote_normalised_and_best_of_n_sync():
     finally:
         rx.stop()
         cap.close()
+
+
+def test_pupil_receiver_survives_hostile_datums():
+    """Real sockets: datums with wrong types, NaN times, non-maps, garbage, oversize and extra parts are counted
+    and skipped; the receiver thread keeps delivering good datums."""
+    cap = FakePupilCapture()
+    rx = PupilRemoteReceiver((100, 100), port=cap.rep_port)
+    rx.start()
+    try:
+        assert rx.connected.wait(5.0)
+        hostile = [msgpack.packb({"norm_pos": ["a", "b"], "timestamp": 1.0}),
+                   msgpack.packb({"norm_pos": [0.5, 0.5], "timestamp": float("nan")}),
+                   msgpack.packb({"norm_pos": [0.5], "timestamp": 1.0}), msgpack.packb([1, 2]), b"\xc1\xc1",
+                   msgpack.packb({"norm_pos": msgpack.ExtType(1, b"x"), "timestamp": 1.0})]
+
+        sent_big = []
+
+        def pump() -> bool:
+            if not sent_big and rx.bad_messages:  # once connected: oversize, so ZeroMQ drops the connection
+                cap.pub.send_multipart([b"gaze.x", b"\x00" * (2 << 20)])
+                sent_big.append(1)
+            for payload in hostile:
+                cap.pub.send_multipart([b"gaze.x", payload])
+            cap.pub.send_multipart([b"gaze.x", b"a", b"b", b"c", b"d", b"e"])
+            cap.send("gaze.ok", {"norm_pos": [0.5, 0.5], "timestamp": 5.0})
+            return bool(sent_big) and len(rx.queue) > 0 and rx.bad_messages >= 2 * len(hostile)
+
+        assert _wait(pump, 30.0)
+        t, x, _, _ = rx.queue.drain()
+        assert set(t.tolist()) == {5_000_000_000} and x[0] == 50.0
+        assert rx.error is None and rx._thread.is_alive()
+    finally:
+        rx.stop()
+        cap.close()
