@@ -32,6 +32,7 @@ from rtface.records import FrameResult
 from rtface.transport.alert_wire import event_message
 
 _NS = 1_000_000_000
+IDLE_AFTER_NS = 500_000_000  # a live source silent this long counts as "no frame, no face" for the rules
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,11 @@ class AlertService:
         return out
 
     def on_tick(self, now_ns: int, live: bool) -> list[dict[str, Any]]:
-        """No frame for a while. Live sources: advance rule time by the wall time since the last frame and evaluate
-        the camera rules (no face is seen, no frame arrives). Always: pump the channel."""
+        """No frame for a while. Live sources silent for at least 0.5 s (``IDLE_AFTER_NS``; shorter gaps are frame
+        jitter): advance rule time by the wall time since the last frame and evaluate the camera rules (no face is
+        seen, no frame arrives). Always: pump the channel."""
         out: list[dict[str, Any]] = []
-        if live:
+        if live and now_ns - self._ref[0] >= IDLE_AFTER_NS:
             t = max(self._ref[1] + (now_ns - self._ref[0]), self._t)
             self._t = t
             ctx = Ctx(t, now_ns, -1, -1)
