@@ -138,7 +138,8 @@ class AlertService:
                 events += self.book.face_gone(key[0], key[1], ctx, unseen_s)
         events += self.book.escalate_due(self.rules, ctx)
         out = self._commit(events)
-        self.pump()
+        if out:
+            self.pump()  # send them now (otherwise the next frame's first pump does the channel's upkeep)
         return out
 
     def on_tick(self, now_ns: int, live: bool) -> list[dict[str, Any]]:

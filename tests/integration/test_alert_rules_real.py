@@ -58,8 +58,9 @@ def test_face_returns_and_the_alert_clears(tmp_path):
 
 
 def test_real_face_clip_without_event_raises_nothing(tmp_path):
-    """The sample video (neutral to broad smile, one blink) played 4 times over (9.6 s), every packaged rule."""
+    """The sample video (neutral to broad smile, one blink) looped for 15 s (the 5 s pain and 10 s distress windows
+    fill), every packaged rule."""
     j = tmp_path / "j.sqlite"
-    p = run("--source", str(SAMPLE_VIDEO), "--loop", "--max-frames", "288", "--journal", str(j))
+    p = run("--source", str(SAMPLE_VIDEO), "--loop", "--max-frames", "450", "--journal", str(j))
     assert kinds(j) == []
     assert "alerts: raised 0, cleared 0, still open 0" in p.stderr
