@@ -18,6 +18,8 @@ _SANDBOX = tempfile.mkdtemp(prefix="rtface-tests-")
 atexit.register(shutil.rmtree, _SANDBOX, True)
 os.environ.setdefault("RTFACE_RUNTIME_DIR", os.path.join(_SANDBOX, "run"))
 os.environ.setdefault("RTFACE_DATA_DIR", os.path.join(_SANDBOX, "data"))
+# engines started by tests with a packaged config bind their alert channel on a random port (no fixed-port clashes)
+os.environ.setdefault("RTFACE_ALERTS_ENDPOINT", "tcp://127.0.0.1:0")
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"

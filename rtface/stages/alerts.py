@@ -2,7 +2,8 @@
 alert channel (a thin adapter over :mod:`rtface.alerts.service`).
 
 Config (``[[stages]] kind = "alerts"``; rules as ``[[stages.rules]]`` tables, see :mod:`rtface.alerts.rules` and
-README "Alerts"): ``endpoint`` (ROUTER, default ``tcp://127.0.0.1:5557``; ``""`` = journal only), ``journal``
+README "Alerts"): ``endpoint`` (ROUTER, default ``tcp://127.0.0.1:5557`` or ``$RTFACE_ALERTS_ENDPOINT``; ``""`` =
+journal only), ``journal``
 (SQLite file; ``""`` = ``<user data dir>/rtface/alerts/journal.sqlite``), ``journal_sync`` (``full`` | ``normal``),
 ``token`` (needed to bind beyond loopback), ``default_rules``, ``rules``, ``negative_classes`` (the emotion classes
 summed into ``negative_emotion``), ``forget_face_s``, channel timing (``heartbeat_s``, ``redeliver_s``,
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,14 +28,14 @@ import numpy as np
 from rtface.errors import ConfigError
 from rtface.graph.stage import Stage, register_stage
 from rtface.records import FrameResult
-from rtface.transport.alert_wire import DEFAULT_ALERT_ENDPOINT
+from rtface.transport.alert_wire import default_alert_endpoint
 
 log = logging.getLogger("rtface.alerts")
 
 
 @dataclass(frozen=True)
 class AlertParams:
-    endpoint: str = DEFAULT_ALERT_ENDPOINT  # alert channel (ROUTER); "" = no channel, journal only
+    endpoint: str = field(default_factory=default_alert_endpoint)  # alert channel (ROUTER); "" = journal only
     journal: str = ""  # SQLite journal ("" = <user data dir>/rtface/alerts/journal.sqlite)
     journal_sync: str = "full"  # "full": every commit survives power loss | "normal": survives a killed process
     token: str = ""  # shared secret listeners must present; required for a non-loopback endpoint

@@ -271,7 +271,7 @@ class AlertClient:
 
     def acknowledge(self, alert_id: int, by: str, timeout_s: float = 5.0) -> Any:
         """A person has seen alert ``alert_id``."""
-        return self.request("ack_alert", timeout_s, alert_id=int(alert_id), by=by, token=self._token)
+        return self.request("ack_alert", timeout_s, alert_id=int(alert_id), by=by)
 
     def active(self, timeout_s: float = 5.0) -> list[dict[str, Any]]:
         """The engine's open alerts now."""

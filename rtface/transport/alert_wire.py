@@ -12,6 +12,7 @@ TransportError) naming what is wrong, never anything else. Pure functions, any t
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -21,6 +22,13 @@ from rtface.transport.guard import Limits, MalformedMessage, unpack_map
 
 ALERT_WIRE_VERSION = 1
 DEFAULT_ALERT_ENDPOINT = "tcp://127.0.0.1:5557"
+ENDPOINT_ENV = "RTFACE_ALERTS_ENDPOINT"  # replaces the endpoint the alerts stage binds by default (e.g. tests: :0)
+
+
+def default_alert_endpoint() -> str:
+    """Endpoint the alerts stage binds by default: ``$RTFACE_ALERTS_ENDPOINT`` if set, else ``tcp://127.0.0.1:5557``
+    (listeners keep connecting to ``tcp://127.0.0.1:5557`` unless told otherwise)."""
+    return os.environ.get(ENDPOINT_ENV) or DEFAULT_ALERT_ENDPOINT
 REQUEST_LIMITS = Limits(max_message_bytes=64 * 1024, max_parts=4, max_str_len=1024, max_bin_len=0,
                         max_array_len=1024, max_map_len=32, max_depth=4)
 SERVER_LIMITS = Limits(max_message_bytes=8 * 1024 * 1024, max_parts=1, max_str_len=64 * 1024, max_bin_len=0,
@@ -83,10 +91,7 @@ def parse_request(data: bytes) -> dict[str, Any]:
     elif t == "ack_alert":
         _int(m, "req")
         _int(m, "alert_id", 1)
-        _name(m, "by")
-        tok = m.get("token", "")
-        if not isinstance(tok, str) or len(tok) > 256:
-            raise MalformedMessage("alert channel 'ack_alert': field 'token' must be a str")
+        _name(m, "by")  # (authentication happened at hello: only a welcomed listener may acknowledge)
     elif t == "active":
         _int(m, "req")
     return m
