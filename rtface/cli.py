@@ -162,7 +162,7 @@ def _banner(engine) -> str:
     source = cfg.source.spec
     if engine.sample_loops():
         source += " (the embedded clip, played in a loop until Ctrl-C)"
-    parts = [f"rtface {__version__}: source {source}"]
+    parts = [f"source {source}"]
     if engine.publisher is not None:
         parts.append(f"publishing on {engine.publisher.endpoint}")
     if engine.control is not None:

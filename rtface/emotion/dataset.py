@@ -77,6 +77,11 @@ def read_landmark_table(path: str | Path, label_map: Mapping[str, str] | None = 
     table = _read_table(p)
     cols = set(table.column_names)
     missing = [c for c in KEY_COLUMNS + LM_COLUMNS if c not in cols]
+    if missing and "mp_x_0" in cols and "x_477" not in cols:
+        raise DataError(f"{p}: this is an rtface result table (x_0..x_67 are the 68 iBUG points, the mesh is "
+                        f"mp_x_0..mp_z_477 in px); training tables use the 478-point dataset layout "
+                        f"({', '.join(KEY_COLUMNS)}, x_0..x_477, y_0..y_477, z_0..z_477 normalised to the image), "
+                        f"or give a folder with one sub-folder of images/videos per class")
     if missing:
         raise DataError(f"{p}: missing column(s): {_short_list(missing)}")
     if table.num_rows == 0:

@@ -85,8 +85,8 @@ class Engine:
         self._opened = True
         try:
             self._open()
-        except BaseException:
-            self.outcome = "failed"
+        except BaseException as exc:
+            self.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
             self.close(complete=False)
             raise
 

@@ -119,25 +119,17 @@ def _pump(r: int, out: int) -> None:
 def filter_native_logs() -> None:
     """For command-line programs: Python keeps writing to the terminal, native library logs are filtered.
 
-    File descriptor 2 (where MediaPipe's C++ code writes) is pointed at a pipe; a daemon thread forwards every
-    line except MediaPipe's informational and warning lines to the real stderr. ``sys.stderr`` is re-opened on a
-    duplicate of the original descriptor, so Python output (status line, errors) is not delayed. Idempotent.
+    A permanent :class:`NativeLogFilter` (file descriptor 2, where MediaPipe's C++ code writes, is a pipe whose
+    lines reach the real stderr except MediaPipe's informational and warning lines), and ``sys.stderr`` re-opened
+    on a duplicate of the original descriptor, so Python output (status line, errors) is not delayed. Idempotent.
     Set RTFACE_NATIVE_LOGS=1 to keep everything.
     """
-    global _filter_installed
+    global _cli_filter
     quiet_ffmpeg()
-    if not _wanted() or globals().get("_filter_installed"):
+    if globals().get("_cli_filter") is not None:
         return
-    import threading
-
-    try:
-        sys.stderr.flush()
-        real = os.dup(2)
-        r, w = os.pipe()
-    except (OSError, ValueError):
-        return
-    os.dup2(w, 2)
-    os.close(w)
-    sys.stderr = os.fdopen(real, "w", buffering=1, closefd=False)
-    threading.Thread(target=_pump, args=(r, real), name="native-log-filter", daemon=True).start()
-    _filter_installed = True
+    f = NativeLogFilter()
+    f.start()
+    if f.active:
+        sys.stderr = os.fdopen(f._saved, "w", buffering=1, closefd=False)
+        _cli_filter = f

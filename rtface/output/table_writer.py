@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rtface.errors import ConfigError
+from rtface.landmarking.ibug68 import N_IBUG, ibug68
 from rtface.output.columns import BASE, POSE, TableLayout
 from rtface.records import N_LANDMARKS, FrameResult
 
@@ -80,6 +81,7 @@ class TableWriter:
         self.rows = 0
         self.frames = 0
         self._writer = None
+        self._file = None  # CSV: the file under the writer
         self._schema = None
         self._closed = False
         self._result: Path | None = None
@@ -100,7 +102,11 @@ class TableWriter:
         else:
             import pyarrow.csv as pcsv
 
-            self._writer = pcsv.CSVWriter(str(self.partial), self._schema)
+            # header written here, unquoted like OpenFace's (pyarrow would quote every name); names hold no commas
+            self._file = open(self.partial, "wb")
+            self._file.write((",".join(self._order) + "\n").encode("utf-8"))
+            self._writer = pcsv.CSVWriter(self._file, self._schema,
+                                          write_options=pcsv.WriteOptions(include_header=False))
 
     def write(self, result: FrameResult) -> None:
         """Append the rows of one frame (one per face, or one empty row)."""
@@ -111,11 +117,10 @@ class TableWriter:
                 self._flush()
             row, lm = self._scal[self._n], self._lm[self._n]
             row[:] = np.nan
+            lm[:] = np.nan
             row[2], row[4], row[5] = m.t_media_ns / 1e9, np.nan, 0
             self._ints[self._n] = (m.index, -1 if face is None else face.face_id, m.t_capture_ns)
-            if face is None:
-                lm[:] = np.nan
-            else:
+            if face is not None:
                 self._fill(row, lm, face)
             self._n += 1
             self.rows += 1
@@ -126,16 +131,17 @@ class TableWriter:
         row[4], row[5] = face.confidence, 1
         row[6:10] = face.bbox_px
         pts = face.landmarks_px
-        lm[0:N_LANDMARKS] = pts[:, 0]
-        lm[N_LANDMARKS:2 * N_LANDMARKS] = pts[:, 1]
-        lm[2 * N_LANDMARKS:3 * N_LANDMARKS] = pts[:, 2]
         L = self.layout
-        if L.write_canonical:
-            c = face.canonical_cm
-            if c is None:
-                lm[3 * N_LANDMARKS:] = np.nan
-            else:
-                lm[3 * N_LANDMARKS:] = c.T.reshape(-1)
+        lm[0:2 * N_IBUG] = ibug68(pts[:, :2]).T.reshape(-1)  # x_0..67, y_0..67
+        j = 2 * N_IBUG
+        if L.has_pose:
+            if face.metric_cm is not None:
+                lm[j:j + 3 * N_IBUG] = (ibug68(face.metric_cm) * 10.0).T.reshape(-1)  # X, Y, Z mm
+            j += 3 * N_IBUG
+        lm[j:j + 3 * N_LANDMARKS] = pts.T.reshape(-1)  # mp_x, mp_y, mp_z
+        j += 3 * N_LANDMARKS
+        if L.write_canonical and face.canonical_cm is not None:
+            lm[j:j + 3 * N_LANDMARKS] = face.canonical_cm.T.reshape(-1)
         if L.has_pose and face.pose is not None:
             p = face.pose
             j = ix["pose_Tx"]
@@ -198,6 +204,8 @@ class TableWriter:
                 return None
             self._open()  # a complete run without rows still writes a valid file with the header/schema
         self._writer.close()
+        if self._file is not None:
+            self._file.close()
         if complete:
             os.replace(self.partial, self.path)
             self._result = self.path

@@ -138,3 +138,16 @@ def _alerts_to(cfg, journal):
     st = tuple(dataclasses.replace(s, params=dataclasses.replace(s.params, journal=str(journal), endpoint=""))
                if s.kind == "alerts" else s for s in cfg.stages)
     return dataclasses.replace(cfg, stages=st)
+
+
+def test_au45_sits_where_openface_puts_it(tmp_path):
+    """With the eyes stage, AU45_r / AU45_c join the AU blocks in OpenFace's relative order (its real header)."""
+    from tests.integration.test_openface_columns import openface_header
+
+    out = tmp_path / "r.csv"
+    _run(SAMPLE_VIDEO, out=out, stages=[{"kind": "landmarks"}, {"kind": "canonical"}, {"kind": "aus"},
+                                        {"kind": "eyes"}])
+    ours = pcsv.read_csv(out).column_names
+    shared = [c for c in openface_header() if c in ours]
+    assert {"AU45_r", "AU45_c"} <= set(shared) and shared == [c for c in ours if c in shared]
+    assert ours.index("AU45_r") == ours.index("AU43_r") + 1 and ours.index("AU45_c") == ours.index("AU43_c") + 1
