@@ -20,6 +20,7 @@ import argparse
 import multiprocessing as mp
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def latency_run(seconds: float, period: int, sync: str) -> tuple[list[float], in
     kind = "tests.integration.stage_plugins:AlertToggleStage"
     cls = resolve_stage_class(kind, "bench")
     toggle = StageConfig(kind, "toggle", "raise", 1,
-                         build_dataclass(cls.Params, {"period": period, "on_real_faces": True}, "bench"), cls)
+                         build_dataclass(cls.Params, {"period": period, "on_real_faces": True,
+                                                      "go_file": str(d / "go")}, "bench"), cls)
     stages = []
     for s in cfg.stages:
         if s.kind == "alerts":
@@ -82,6 +84,10 @@ def latency_run(seconds: float, period: int, sync: str) -> tuple[list[float], in
     proc = ctx.Process(target=_listener, args=(endpoint, q, stop), daemon=True)
     proc.start()
     assert q.get(timeout=60) == "ready"
+    from tests.integration.alert_procs import go
+
+    # the test signal starts once the listener is registered, so it gets every event (not some from a snapshot)
+    threading.Thread(target=go, args=(d, d / "j.sqlite", {"bench"}), daemon=True).start()
     summary = Engine(cfg).run()
     time.sleep(1.0)
     stop.set()
