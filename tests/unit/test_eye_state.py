@@ -75,3 +75,12 @@ def test_au45_columns_join_openface_au_blocks():
     lay = TableLayout(au_names=("AU01", "AU43"), extra_scalars=("pspi", "eye_closure_l", "AU45_r", "AU45_c"))
     assert lay.tail_columns() == ["AU01_r", "AU43_r", "AU45_r", "AU01_c", "AU43_c", "AU45_c", "pspi",
                                   "eye_closure_l"]
+
+
+def test_listen_line_shows_the_eyes():
+    from rtface.transport.messages import format_summary
+
+    msg = {"frame": 3, "t_media_ns": 0, "t_publish_ns": 0, "t_capture_ns": 0,
+           "faces": [{"id": 0, "confidence": 0.9, "eye_closure_l": 0.91, "eye_closure_r": 0.95, "AU45_c": 1.0,
+                      "blink": 0.0}]}
+    assert format_summary("rtface.v1.frame", msg).endswith("[#0 conf=0.90 eyes=0.91/0.95 closed]")
