@@ -73,6 +73,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.max_frames is not None:
         eng["max_frames"] = args.max_frames
     cfg = with_overrides(cfg, source=src, publish=pub, output=out, engine=eng, control=ctl)
+    from rtface.alerts.cli import apply_run_options
+
+    cfg = apply_run_options(cfg, args)
     engine = Engine(cfg)
     signals: dict = {}
     previous = _stop_on_signals(engine, signals)
@@ -168,6 +171,12 @@ def _banner(engine) -> str:
         parts.append(f"publishing on {engine.publisher.endpoint}")
     if engine.control is not None:
         parts.append(f"control on {engine.control.endpoint}")
+    try:
+        ep = engine.stage("alert_endpoint").alert_endpoint()
+    except RtfaceError:
+        ep = ""
+    if ep:
+        parts.append(f"alerts on {ep}")
     if cfg.output.path:
         parts.append(f"writing {cfg.output.path}")
     return " | ".join(parts)
@@ -198,6 +207,12 @@ def _print_summary(engine, elapsed_s: float) -> None:
     src_txt = ", ".join(f"{k} {src[k]}" for k in src_keys if k in src)
     print(f"drops: ring overruns {ring.get('overruns', 0)}, reader skipped {ring.get('skipped', 0)}, "
           f"stage errors {sum(drops.get('stage_errors', {}).values())} | source: {src_txt}", file=sys.stderr)
+    for st in engine.summary.get("stages", {}).values():
+        if isinstance(st, dict) and "journal_id" in st:  # the alerts stage
+            ch = st.get("channel", {})
+            print(f"alerts: raised {st['raised']}, cleared {st['cleared']}, still open {st['open']} | journal "
+                  f"{st['journal']}" + (f" | channel: sent {ch['sent']}, redelivered {ch['redelivered']}, "
+                                        f"malformed {ch['malformed']}" if ch else ""), file=sys.stderr)
     if engine.output_path is not None:
         print(f"wrote {engine.writer.rows} rows ({engine.writer.frames} frames) to {engine.output_path}",
               file=sys.stderr)
@@ -212,9 +227,15 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from rtface.transport.subscriber import Subscriber
 
     n = 0
+    alerts = None
+    if not args.no_alerts:  # the acknowledged alert channel, shown between the frames (rtface.alerts.cli)
+        from rtface.alerts.format import format_alert
+        from rtface.transport.alert_client import AlertClient
+
+        alerts = AlertClient(args.alerts, offline_needs_contact=True)
     with Subscriber(args.endpoint, topics=tuple(args.topic or ["rtface.v1."])) as sub:
-        print(f"listening on {args.endpoint} (topics: {', '.join(args.topic or ['rtface.v1.'])}); Ctrl-C to stop",
-              file=sys.stderr)
+        print(f"listening on {args.endpoint} (topics: {', '.join(args.topic or ['rtface.v1.'])})"
+              + (f" and alerts on {args.alerts}" if alerts else "") + "; Ctrl-C to stop", file=sys.stderr)
         deadline = time.monotonic() + args.timeout if args.timeout else None
         try:
             while args.count == 0 or n < args.count:
@@ -222,11 +243,15 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 if remaining is not None and remaining <= 0:
                     break
                 try:
-                    got = sub.recv(timeout_s=min(1.0, remaining) if remaining is not None else 1.0)
+                    got = sub.recv(timeout_s=min(0.1 if alerts else 1.0, remaining) if remaining is not None else
+                                   (0.1 if alerts else 1.0))
                 except TransportError as exc:  # counted by the subscriber; the listener goes on
                     if sub.malformed <= 3:
                         print(f"skipped a malformed message: {str(exc)[:200]}", file=sys.stderr)
                     continue
+                finally:
+                    while alerts is not None and (item := alerts.recv(timeout_s=0)) is not None:
+                        print(format_alert(item), flush=True)
                 if got is None:
                     continue
                 topic, msg = got
@@ -237,6 +262,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         missed = getattr(sub, "missed_frames", 0)
         print(f"received {n} messages, missed frames {missed}, malformed messages skipped {sub.malformed}",
               file=sys.stderr)
+    if alerts is not None:
+        alerts.close()
     return 0
 
 
@@ -295,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-frames", type=int, help="stop after this many frames")
     r.add_argument("--control", help="control channel endpoint (default tcp://127.0.0.1:5556; see `rtface ctl`)")
     r.add_argument("--no-control", action="store_true", help="do not open the control channel")
+    from rtface.alerts.cli import add_run_options
+
+    add_run_options(r)
     r.set_defaults(func=cmd_run)
 
     li = sub.add_parser("listen", help="print a readable line for each message a running engine publishes")
@@ -302,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--topic", action="append", help="topic prefix (repeatable; default rtface.v1.)")
     li.add_argument("--count", type=int, default=0, help="stop after N messages (0 = never)")
     li.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (0 = never)")
+    li.add_argument("--alerts", default="tcp://127.0.0.1:5557", help="alert channel to show alerts from")
+    li.add_argument("--no-alerts", action="store_true", help="do not connect to the alert channel")
     li.set_defaults(func=cmd_listen)
 
     c = sub.add_parser("ctl", help="send a command to a running engine (control channel)")
@@ -319,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=5.0)
     c.set_defaults(func=cmd_ctl)
 
-    for mod in ("rtface.emotion.cli", "rtface.gaze.cli", "rtface.analysis.cli"):
+    for mod in ("rtface.emotion.cli", "rtface.gaze.cli", "rtface.analysis.cli", "rtface.alerts.cli"):
         try:
             __import__(mod)
             sys.modules[mod].add_commands(sub)

@@ -37,6 +37,8 @@ BUILTIN_STAGES = {
     "emotion": "rtface.stages.emotion",
     "gaze_aoi": "rtface.stages.gaze_aoi",
     "behaviour": "rtface.stages.behaviour",
+    "eyes": "rtface.stages.eyes",
+    "alerts": "rtface.stages.alerts",
 }
 ERROR_POLICIES = ("raise", "skip", "disable")
 MIN_STATS_INTERVAL_S = 0.1  # heartbeat at most 10 times a second

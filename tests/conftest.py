@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
-# per-user folders (control token files, saved neutrals) in a private temporary folder, not the tester's home
+# per-user folders (control tokens, saved neutrals, alert journals): a private temporary folder, not $HOME
 _SANDBOX = tempfile.mkdtemp(prefix="rtface-tests-")
 atexit.register(shutil.rmtree, _SANDBOX, True)
 os.environ.setdefault("RTFACE_RUNTIME_DIR", os.path.join(_SANDBOX, "run"))
 os.environ.setdefault("RTFACE_DATA_DIR", os.path.join(_SANDBOX, "data"))
+# engines started by tests with a packaged config bind their alert channel on a random port (no fixed-port clashes)
+os.environ.setdefault("RTFACE_ALERTS_ENDPOINT", "tcp://127.0.0.1:0")
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"

@@ -47,7 +47,8 @@ def _check_shape(arr: np.ndarray, what: str) -> np.ndarray:
 
 
 def save_neutral(path: str | Path, neutral_cm: np.ndarray, n_frames: int, **metadata: str) -> Path:
-    """Write a neutral .npz (see :meth:`NeutralEstimator.save`). Returns the path written."""
+    """Write a neutral .npz: neutral_cm (478, 3) float64, format_version, n_frames, created (ISO UTC) and any string
+    metadata given (e.g. person="P01"). Returns the path written."""
     p = Path(path)
     if p.suffix != ".npz":
         p = p.with_name(p.name + ".npz")

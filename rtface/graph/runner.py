@@ -110,9 +110,12 @@ class Engine:
         for sc in cfg.stages:
             st = sc.cls(sc.name, sc.params)
             self._slots.append(_StageSlot(st, sc.on_error, sc.max_errors))
+        upstream: dict[str, tuple[str, ...]] = {}
         for slot in self._slots:
+            slot.stage.bind(dict(upstream))
             slot.stage.open()
             slot.stage.warmup()
+            upstream.update({k: tuple(getattr(slot.stage, "names", ())) for k in slot.stage.outputs})
         self._bind_stage_names()
         if cfg.publish.enabled:
             from rtface.transport.publisher import Publisher
@@ -154,8 +157,9 @@ class Engine:
 
     def layout(self) -> TableLayout:
         outs = {k for s in self._slots for k in s.stage.outputs}
+        extra = (("pspi",) if "aus" in outs else ()) + tuple(c for s in self._slots for c in s.stage.face_columns)
         return TableLayout(has_pose="pose" in outs, au_names=self.names("aus"), emotion_names=self.names("emotion"),
-                           extra_scalars=("pspi",) if "aus" in outs else (),
+                           extra_scalars=extra,
                            write_canonical=self.config.output.write_canonical)
 
     def stop(self, reason: str = "stopped") -> None:
@@ -290,6 +294,24 @@ class Engine:
                     log.error("stage '%s' disabled after %d errors", st.name, slot.errors)
             result.stage_ms[st.name] = (time.perf_counter() - t0) * 1e3
 
+    def _tick(self) -> None:
+        """No frame within one read: give stages with timers a turn (Stage.tick); errors follow on_error."""
+        now = time.time_ns()
+        for slot in self._slots:
+            if not slot.enabled:
+                continue
+            try:
+                slot.stage.tick(now, self.live)
+            except RtfaceError:
+                raise
+            except Exception as exc:
+                slot.errors += 1
+                self.stats.stage_errors[slot.stage.name] = slot.errors
+                if slot.on_error == "raise":
+                    raise StageError(f"stage '{slot.stage.name}' failed while idle: {type(exc).__name__}: "
+                                     f"{exc}") from exc
+                log.warning("stage '%s' failed while idle: %s", slot.stage.name, exc)
+
     def _check_complete(self) -> None:
         """At the end of a file: a truncated or partly undecodable file is an error unless allowed."""
         if self.live or self.config.source.allow_incomplete or self.grabber is None:
@@ -367,6 +389,7 @@ class Engine:
                     if self.ring.closed and self.ring.stats().get("unread", 0) == 0:
                         self._check_complete()
                         break
+                    self._tick()
                     continue
                 frame_buf = frame.image  # reused for the next frame: stages must not keep the image
                 h, w = frame.image.shape[:2]

@@ -6,11 +6,16 @@ twice. Stages declare the data keys they read (``inputs``) and write (``outputs`
 that every input is produced by an earlier stage, so later stages plug in without touching the runner.
 
 Data keys used by the built-in stages: ``image`` (always available), ``landmarks``, ``pose``, ``canonical``,
-``aus``, ``emotion``, ``gaze``, ``alerts``.
+``aus``, ``emotion``, ``eyes``, ``gaze``, ``alerts``.
+
+Optional hooks (no-ops here): ``bind`` receives the names earlier stages publish before ``open``; ``tick`` lets a
+stage that keeps timers (alerts) act while no frame arrives; ``face_columns`` names per-face scalar extras the
+stage writes, which become result-table columns.
 """
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,10 +37,15 @@ class Stage:
     inputs: ClassVar[tuple[str, ...]] = ()
     outputs: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type] = NoParams
+    face_columns: ClassVar[tuple[str, ...]] = ()  # per-face scalar extras written as table columns
 
     def __init__(self, name: str, params: Any) -> None:
         self.name = name  # instance name from the config ("landmarks", "aus", ...)
         self.params = params
+
+    def bind(self, upstream: Mapping[str, tuple[str, ...]]) -> None:
+        """Called once before ``open`` with every data key the earlier stages produce, mapped to the names they
+        publish for it (``{"aus": AU names, "emotion": class names, "landmarks": ()}``)."""
 
     def open(self) -> None:
         """Acquire resources (models, files). Called once before the first frame."""
@@ -50,6 +60,12 @@ class Stage:
         The image buffer is reused for the next frame: do not modify it or keep a reference (copy what you need).
         """
         raise NotImplementedError
+
+    def tick(self, now_ns: int, live: bool) -> None:
+        """Called on the processing thread while no frame arrives: after each ring read that timed out (so at
+        most about every 0.1 s, never while frames flow). ``now_ns``: ``time.time_ns()``, the clock of ``FrameMeta.t_capture_ns``; ``live``:
+        the source is live (camera, stream, real-time file). For timers that must run without frames (source or
+        face lost); offline file runs should keep to media time so they stay reproducible."""
 
     def summary(self) -> dict[str, Any]:
         """Session-level results (e.g. OpenDBM variables). Called at end of a run; may be empty."""

@@ -27,12 +27,15 @@ OpenFace's names keep OpenFace's meanings: ``x_i, y_i`` are the 68 iBUG points (
 | AUxx_c | Action Unit presence, 0/1 |
 | emotion_<class> | emotion probability 0..1 |
 | pspi | Prkachin & Solomon pain intensity, 0-16 |
+| AU45_r, AU45_c | eye closure as OpenFace's blink AU: 5 x mean closure (0-5), 1 while the eyes are closed (eyes stage; at the end of the *_r and *_c blocks, as in OpenFace) |
+| eye_closure_l, eye_closure_r, eyes_closed_s, blink, blink_duration_ms, perclos, blink_rate_min | eyes stage: closure 0-1 per eye (subject's left/right), s, 0/1, ms, share 0-1, 1/min |
 | mp_x_i, mp_y_i (i = 0..477) | MediaPipe mesh points in the image, px |
 | mp_z_i | MediaPipe relative depth scaled like x, px (smaller = closer to the camera) |
 | cX_i, cY_i, cZ_i | canonicalized mesh points, cm (only with ``write_canonical``) |
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rtface.landmarking.ibug68 import N_IBUG
@@ -40,6 +43,8 @@ from rtface.records import N_LANDMARKS
 
 BASE = ["frame", "face_id", "timestamp", "t_capture_ns", "confidence", "success",
         "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
+_AU_R = re.compile(r"^AU\d+_r$")
+_AU_C = re.compile(r"^AU\d+_c$")
 POSE = ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz", "yaw_deg", "pitch_deg", "roll_deg",
         "neutral_ready", "shape_frames"]
 
@@ -51,7 +56,7 @@ class TableLayout:
     has_pose: bool = False
     au_names: tuple[str, ...] = ()
     emotion_names: tuple[str, ...] = ()
-    extra_scalars: tuple[str, ...] = ()  # per-face scalar extras, e.g. ("pspi",)
+    extra_scalars: tuple[str, ...] = ()  # per-face scalar extras, e.g. ("pspi",); "AUxx_r"/"AUxx_c" join the AU blocks
     write_canonical: bool = False
 
     def head_columns(self) -> list[str]:
@@ -60,9 +65,11 @@ class TableLayout:
 
     def tail_columns(self) -> list[str]:
         """Scalar columns written after the landmarks (AU *_r block, AU *_c block, emotions, extras)."""
-        cols = [f"{n}_r" for n in self.au_names] + [f"{n}_c" for n in self.au_names]
+        extra_r = [c for c in self.extra_scalars if _AU_R.match(c)]
+        extra_c = [c for c in self.extra_scalars if _AU_C.match(c)]
+        cols = [f"{n}_r" for n in self.au_names] + extra_r + [f"{n}_c" for n in self.au_names] + extra_c
         cols += [f"emotion_{n}" for n in self.emotion_names]
-        cols += list(self.extra_scalars)
+        cols += [c for c in self.extra_scalars if c not in extra_r and c not in extra_c]
         return cols
 
     def scalar_columns(self) -> list[str]:

@@ -153,7 +153,8 @@ class TableWriter:
             k = len(L.au_names)
             row[j:j + k] = face.au_intensity
             if face.au_presence is not None:
-                row[j + k:j + 2 * k] = face.au_presence
+                jc = ix[f"{L.au_names[0]}_c"]
+                row[jc:jc + k] = face.au_presence
         if L.emotion_names and face.emotion is not None:
             j = ix[f"emotion_{L.emotion_names[0]}"]
             row[j:j + len(L.emotion_names)] = face.emotion

@@ -214,6 +214,10 @@ def _face_summary(f: Mapping[str, Any], top_aus: int) -> str:
         probs = np.asarray(emo["probs"], dtype=np.float64)
         k = int(np.argmax(probs))
         parts.append(f"{emo['names'][k]}={probs[k]:.2f}")
+    el, er = f.get("eye_closure_l"), f.get("eye_closure_r")
+    if isinstance(el, float) and isinstance(er, float):  # eyes stage: closure of the left/right eye, 0-1
+        parts.append(f"eyes={el:.2f}/{er:.2f}" + (" closed" if f.get("AU45_c") else "")
+                     + (" blink" if f.get("blink") else ""))
     return "[" + " ".join(parts) + "]"
 
 

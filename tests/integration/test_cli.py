@@ -13,6 +13,8 @@ from tests.conftest import SAMPLE_VIDEO, free_port
 def rtface(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     if args and args[0] == "run" and not any(a.startswith("--control") for a in args):
         args = (*args, "--no-control")
+    if args and args[0] == "run" and not any(a.startswith(("--alerts", "--journal")) for a in args):
+        args = (*args, "--no-alerts")  # the packaged configs' alert channel binds a fixed port
     return subprocess.run([sys.executable, "-m", "rtface", *args], capture_output=True, text=True, timeout=timeout)
 
 
