@@ -76,6 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rtface.alerts.cli import apply_run_options
 
     cfg = apply_run_options(cfg, args)
+    from rtface.output.live_options import apply_run_options as apply_live_options
+
+    cfg = apply_live_options(cfg, args)
     engine = Engine(cfg)
     signals: dict = {}
     previous = _stop_on_signals(engine, signals)
@@ -325,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     from rtface.alerts.cli import add_run_options
 
     add_run_options(r)
+    from rtface.output.live_options import add_run_options as add_live_options
+
+    add_live_options(r)
     r.set_defaults(func=cmd_run)
 
     li = sub.add_parser("listen", help="print a readable line for each message a running engine publishes")
@@ -351,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=5.0)
     c.set_defaults(func=cmd_ctl)
 
-    for mod in ("rtface.emotion.cli", "rtface.gaze.cli", "rtface.analysis.cli", "rtface.alerts.cli"):
+    for mod in ("rtface.emotion.cli", "rtface.gaze.cli", "rtface.analysis.cli", "rtface.alerts.cli",
+                "rtface.record.cli", "rtface.dashboard.cli"):
         try:
             __import__(mod)
             sys.modules[mod].add_commands(sub)

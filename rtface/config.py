@@ -39,6 +39,8 @@ BUILTIN_STAGES = {
     "behaviour": "rtface.stages.behaviour",
     "eyes": "rtface.stages.eyes",
     "alerts": "rtface.stages.alerts",
+    "preview": "rtface.stages.preview",
+    "lsl": "rtface.stages.lsl",
 }
 ERROR_POLICIES = ("raise", "skip", "disable")
 MIN_STATS_INTERVAL_S = 0.1  # heartbeat at most 10 times a second

@@ -147,6 +147,9 @@ class Engine:
             bind = getattr(slot.stage, "bind_names", None)
             if callable(bind):
                 bind(aus=self.names("aus"), emotion=self.names("emotion"))
+            bind_source = getattr(slot.stage, "bind_source", None)
+            if callable(bind_source):  # e.g. the LSL outlet: its nominal rate is the source's frame rate
+                bind_source(self.source)
 
     def names(self, key: str) -> tuple[str, ...]:
         """Names published by the stage that outputs ``key`` ("aus" or "emotion"), or ()."""
@@ -352,6 +355,15 @@ class Engine:
         except Exception as exc:  # closing must not hide the run's own outcome
             log.warning("session message not sent: %s", exc)
 
+    def _publish_side_messages(self) -> None:
+        """Messages stages queue for their own topics (``Stage.take_messages``, e.g. the JPEG preview), sent after
+        the frame message on the processing thread."""
+        for slot in self._slots:
+            take = getattr(slot.stage, "take_messages", None)
+            if slot.enabled and take is not None:
+                for topic, payload in take():
+                    self.publisher.send(topic, payload)
+
     def _publish_stats(self) -> None:
         if self.publisher is None:
             return
@@ -401,6 +413,7 @@ class Engine:
                     msg = frame_message(result, au_names=au_names, emotion_names=emo_names,
                                         include_landmarks=cfg.publish.include_landmarks)
                     self.publisher.send(wire.TOPIC_FRAME, msg)
+                    self._publish_side_messages()
                 if self.writer is not None:
                     self.writer.write(result)
                 latency_ms = (time.time_ns() - meta.t_capture_ns) / 1e6

@@ -10,7 +10,9 @@ Data keys used by the built-in stages: ``image`` (always available), ``landmarks
 
 Optional hooks (no-ops here): ``bind`` receives the names earlier stages publish before ``open``; ``tick`` lets a
 stage that keeps timers (alerts) act while no frame arrives; ``face_columns`` names per-face scalar extras the
-stage writes, which become result-table columns.
+stage writes, which become result-table columns; ``take_messages()`` (define it to use it) returns the
+``(topic, payload)`` pairs the stage wants published on topics of their own after the frame's message (e.g. the
+opt-in JPEG preview), and ``bind_source(source)`` receives the engine's source before the first frame.
 """
 from __future__ import annotations
 
