@@ -4,7 +4,7 @@ Add it last (``rtface run --lsl``, or ``[[stages]] kind = "lsl"`` after the stag
 earlier stages computed (pose, AUs, emotions, eye closure, gaze AOI hits, the frame's alert events) and writes
 nothing into the frame. Outlets (:mod:`rtface.output.lsl_outlet`) are created on the first frame, when the source's
 frame rate (``nominal_srate``; 0 = irregular when unknown or for still images) and the AOI names are known.
-Parameters: ``faces`` (face slots in the stream), ``name`` (stream name; the Markers stream is ``<name> Markers``),
+Parameters: ``faces`` (face slots in the stream), ``stream_name`` (the Markers stream is ``<stream_name> Markers``),
 ``source_id`` (``""`` = derived from the host, the source and the stage name, so the same set-up gets the same id
 after a restart and LabRecorder reconnects). Needs pylsl (``pip install 'rtface[lsl]'``).
 Thread ownership: the processing thread owns the stage and its outlets.
@@ -32,14 +32,15 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_ .:()-]{1,64}$")
 @dataclass(frozen=True)
 class LslParams:
     faces: int = 1  # face slots in the stream (a slot's channels are NaN while it holds no face)
-    name: str = "rtface"  # stream name; the markers stream is "<name> Markers"
+    stream_name: str = "rtface"  # LSL stream name; the markers stream is "<stream_name> Markers"
     source_id: str = ""  # "" = derived from host, source and stage name (stable across restarts)
 
     def __post_init__(self) -> None:
         if not 1 <= self.faces <= 16:
             raise ValueError(f"field 'faces' must be 1..16 face slots, got {self.faces}")
-        if not _NAME_RE.match(self.name):
-            raise ValueError(f"field 'name' must be 1-64 letters, digits, spaces or _ .:()-, got {self.name!r}")
+        if not _NAME_RE.match(self.stream_name):
+            raise ValueError(f"field 'stream_name' must be 1-64 letters, digits, spaces or _ .:()-, got "
+                             f"{self.stream_name!r}")
         if self.source_id and not _NAME_RE.match(self.source_id):
             raise ValueError(f"field 'source_id' must be 1-64 letters, digits, spaces or _ .:()-")
 
@@ -73,7 +74,7 @@ class LslStage(Stage):
     def _stable_id(self, source_name: str) -> str:
         if self.params.source_id:
             return self.params.source_id
-        key = f"{socket.gethostname()}|{source_name}|{self.name}|{self.params.name}"
+        key = f"{socket.gethostname()}|{source_name}|{self.name}|{self.params.stream_name}"
         return f"rtface-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:16]}"
 
     def _create(self, result: FrameResult) -> None:
@@ -91,14 +92,14 @@ class LslStage(Stage):
             aoi_names = names + [n for n in ("off_face", "off_image") if n not in names]
         self.source_id = self._stable_id(result.meta.source)
         self.outlets = FaceOutlets(
-            name=self.params.name, source_id=self.source_id, n_faces=self.params.faces,
+            name=self.params.stream_name, source_id=self.source_id, n_faces=self.params.faces,
             au_names=self._upstream.get("aus", ()), emotion_names=self._upstream.get("emotion", ()),
             pose="pose" in self._upstream, eyes="eyes" in self._upstream, aoi_names=aoi_names, nominal_srate=srate,
             source=result.meta.source, version=__version__)
         self.outlets.marker({"event": "session_start", "source": result.meta.source, "frame": result.meta.index},
                             result.meta.t_capture_ns)
-        log.info("LSL outlets %r (%d channels, %.3g Hz) and %r, source_id %s", self.params.name,
-                 len(self.outlets.channels), srate, f"{self.params.name} Markers", self.source_id)
+        log.info("LSL outlets %r (%d channels, %.3g Hz) and %r, source_id %s", self.params.stream_name,
+                 len(self.outlets.channels), srate, f"{self.params.stream_name} Markers", self.source_id)
 
     def process(self, image: np.ndarray, result: FrameResult) -> None:
         if self.outlets is None:

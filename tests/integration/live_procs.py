@@ -15,9 +15,11 @@ URL_RE = re.compile(r"open (http://\S+/\?token=\S+)")
 
 
 def engine_config(tmp: Path, pub: str, alerts: str, *, realtime: bool = True, source: str = "sample",
-                  wait_subscribers: int = 0, clear_s: float = 60.0, name: str = "engine.toml") -> Path:
+                  wait_subscribers: int = 0, clear_s: float = 60.0, latching: bool = True,
+                  name: str = "engine.toml") -> Path:
     """The packaged default pipeline on ``source`` plus a test rule that a broad smile raises (the sample video's
-    smile: happiness >= 0.5), latching and held for ``clear_s`` after it ends, so a person can acknowledge it."""
+    smile: happiness >= 0.5), by default latching and held for ``clear_s`` after it ends, so a person can acknowledge
+    it (not latching with ``clear_s`` 0: raised again at every smile of the looping sample)."""
     cfg = tmp / name
     cfg.write_text(f"""
 [source]
@@ -53,7 +55,7 @@ threshold = 0.5
 clear_threshold = 0.3
 clear_s = {clear_s}
 priority = "high"
-latching = true
+latching = {str(latching).lower()}
 message = "test rule: a broad smile"
 """)
     return cfg
