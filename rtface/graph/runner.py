@@ -60,6 +60,7 @@ class Engine:
         self.summary: dict = {}
         self.output_path: Path | None = None
         self.session_paths: list[Path] = []
+        self.analysis_paths: list[Path] = []  # behaviour analysis files + report ([output] analyze)
         # how the run ended: "completed" (source ended or max_frames), "stopped" (stop(), e.g. `rtface ctl stop`),
         # "interrupted" (stop("interrupted"): a signal, or the caller gave up), "failed" (an error)
         self.outcome = ""
@@ -112,6 +113,7 @@ class Engine:
         for slot in self._slots:
             slot.stage.open()
             slot.stage.warmup()
+        self._bind_stage_names()
         if cfg.publish.enabled:
             from rtface.transport.publisher import Publisher
 
@@ -135,6 +137,13 @@ class Engine:
         self.ring = FrameRing(cfg.engine.ring_slots, overwrite=self.live)
         self.grabber = Grabber(self.source, self.ring)
         self.grabber.start()
+
+    def _bind_stage_names(self) -> None:
+        """Tell stages that consume AU/emotion vectors (``bind_names``, e.g. the behaviour stage) their names."""
+        for slot in self._slots:
+            bind = getattr(slot.stage, "bind_names", None)
+            if callable(bind):
+                bind(aus=self.names("aus"), emotion=self.names("emotion"))
 
     def names(self, key: str) -> tuple[str, ...]:
         """Names published by the stage that outputs ``key`` ("aus" or "emotion"), or ()."""
@@ -186,6 +195,10 @@ class Engine:
                 from rtface.output.session_writer import write_session
 
                 self.session_paths = write_session(self.output_path, self.summary)
+            if complete and self.output_path is not None and self.config.output.analyze:
+                from rtface.analysis.after_run import analyze_after_run  # never raises; the table is final
+
+                self.analysis_paths = analyze_after_run(self, self.output_path)
         if self.publisher is not None:
             self._publish_session()
             self.publisher.close(linger_s=0.2)

@@ -4,19 +4,18 @@
   one standard deviation per mode, coefficients assumed N(0, 1)). Vertices outside the face area (head, neck,
   mouth socket, teeth, eye sockets) get the identity displacement interpolated from the nearest face vertices
   (inverse squared distance, 16 neighbours); each eyeball moves rigidly with the displacement at its centre.
-- ``Hm08Head`` objects from ``scripts/au_basis`` are reused for rendering (paint parameters recomputed for each
-  face shape, so brows/lips/eyes stay on the deformed features).
+- ``Hm08Head`` objects from ``scripts/au_basis`` are reused for rendering; paint is attached to the undeformed
+  surface, so brows/lips/eyes move with the identity deformation like a texture.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from au_basis.hm08 import Hm08Head, SourceMissing
-from au_basis.ict import LM68, RANGES, _sphere_centre, load_ict
-from au_basis.render import Paint
+from au_basis.ict import _sphere_centre, load_ict
 
 N_FACE = 9409
 EYE_L = (21451, 23021)  # eyeball vertex ranges [a, b)
@@ -59,26 +58,3 @@ def load_ict_identity(ict_dir: Path) -> tuple[Hm08Head, IdentityModel]:
         ci, cw = _idw_weights(base[:N_FACE], c[None], k=32)
         full[:, a:b] = np.einsum("k,mkd->md", cw[0], face_modes[:, ci[0]])[:, None, :]
     return head, IdentityModel(full.astype(np.float32))
-
-
-def ict_paint(base: np.ndarray) -> Paint:
-    """Paint parameters of au_basis.ict.load_ict, recomputed for a deformed ICT neutral."""
-    lm = base[LM68]
-    brows = lm[17:27]
-    ax = np.abs(brows[:, 0])
-    inner_y = brows[np.argmin(ax), 1]
-    lip_y = lm[60:68, 1].mean()
-    centres = [_sphere_centre(base[EYE_L[0]:EYE_L[0] + 770]), _sphere_centre(base[EYE_R[0]:EYE_R[0] + 770])]
-    centres.sort(key=lambda c: -c[0])
-    return Paint(eye_centres=np.array(centres), eye_radius=1.2, brow_x=(float(ax.min()) - 0.2, float(ax.max())),
-                 brow_y0=float(inner_y), brow_arch=float(brows[:, 1].max() - inner_y), brow_half=(0.30, 0.16),
-                 lip_y=float(lip_y), lip_halfwidth=float(abs(lm[54, 0] - lm[48, 0]) / 2),
-                 lip_up=float(lm[51, 1] - lip_y), lip_down=float(lip_y - lm[57, 1]),
-                 lip_zmin=float(lm[48, 2] - 1.0), brow_zmin=float(lm[39, 2] - 1.0))
-
-
-def ict_with_identity(head: Hm08Head, ident: IdentityModel, beta: np.ndarray) -> Hm08Head:
-    """A copy of the ICT head whose neutral is base + sum_j beta_j mode_j (expression deltas kept as they are)."""
-    beta = np.asarray(beta, dtype=np.float64)
-    base = head.base + np.tensordot(beta, ident.modes[: len(beta)].astype(np.float64), axes=1)
-    return replace(head, base=base, paint=ict_paint(base))

@@ -27,25 +27,6 @@ class Sample:
     scene: Scene = field(default_factory=Scene)
 
 
-def random_scene(rng: np.random.Generator, size: int = 640, wide: bool = True) -> Scene:
-    """Head pose, camera and light drawn for the nuisance population (degrees; mesh units = cm)."""
-    if wide and rng.random() < 0.6:
-        yaw = rng.uniform(-45, 45)
-    else:
-        yaw = rng.uniform(-15, 15)
-    pitch = rng.uniform(-25, 25) if wide else rng.uniform(-10, 10)
-    roll = rng.uniform(-35, 35) if wide else rng.uniform(-8, 8)
-    fov = rng.uniform(20.0, 80.0)
-    f = (size / 2.0) / np.tan(np.deg2rad(fov) / 2.0)
-    width_px = rng.uniform(90.0, 400.0)
-    dist = f * FACE_WIDTH_CM / width_px
-    ox, oy = rng.uniform(-0.22, 0.22, 2) * size
-    light = np.array([rng.uniform(-0.8, 0.8), rng.uniform(-0.3, 0.9), 1.0])
-    return Scene(yaw_deg=float(yaw), pitch_deg=float(pitch), roll_deg=float(roll), distance=float(dist),
-                 x=float(ox * dist / f), y=float(-oy * dist / f), focal_px=float(f), size=size,
-                 light=tuple(float(v) for v in light))
-
-
 _STATE: dict = {}
 
 

@@ -96,6 +96,7 @@ def validation_set(idents, scenes_per_ident, targets: list[str], rng: np.random.
 def population_set(idents, rng: np.random.Generator, unit: float, poses: int = 5) -> list[Sample]:
     """Neutral faces, each under one camera and light and ``poses`` head poses (the first near-frontal, then
     yaw up to 45, pitch 25, roll 35 deg): within-face pose changes give the pose response free of identity."""
+    from dataclasses import replace
     out = []
     for beta in idents:
         base = scene(rng, 0.0, 0.0, 0.0, unit, width_px=(100.0, 400.0), fov=(20.0, 80.0), offset=0.2)
@@ -105,6 +106,5 @@ def population_set(idents, rng: np.random.Generator, unit: float, poses: int = 5
             else:
                 yaw = rng.uniform(-45, 45) if rng.random() < 0.6 else rng.uniform(-15, 15)
                 pitch, roll = rng.uniform(-25, 25), rng.uniform(-35, 35)
-            from dataclasses import replace
             out.append(Sample(beta, (), replace(base, yaw_deg=float(yaw), pitch_deg=float(pitch), roll_deg=float(roll))))
     return out
