@@ -299,7 +299,7 @@ class CanonicalStage(Stage):
 
     def set_neutral_from_faces(self, face_id: int, faces: list[Face]) -> np.ndarray:
         """Use, for face ``face_id``, the per-landmark median of the frontal shapes (pose-free minus the population
-        pose response) of ``faces``, faces this stage has already processed (pose and posefree set), e.g. a
+        pose response at the shape pose, as in ``process``) of ``faces``, faces this stage has already processed (pose and posefree set), e.g. a
         person's neutral-labelled photos: explicit, ready and locked like ``load_neutral``. Offline tools (the
         emotion trainer's ``person`` rule). Returns the neutral (478, 3) cm."""
         if self._pop is None:
@@ -309,9 +309,9 @@ class CanonicalStage(Stage):
         for f in faces:
             if f.pose is None or f.posefree_cm is None:
                 raise StageError(f"stage '{self.name}': set_neutral_from_faces: face {f.face_id} was not processed")
-            p = f.pose
+            yaw, pitch, roll = f.extras.get("shape_pose_deg", (f.pose.yaw_deg, f.pose.pitch_deg, f.pose.roll_deg))
             shapes.append(np.asarray(f.posefree_cm, dtype=np.float64) - self._pop.pose_offset(
-                p.yaw_deg, p.pitch_deg, p.roll_deg, eye_corner_distance_px(f.landmarks_px)))
+                yaw, pitch, roll, eye_corner_distance_px(f.landmarks_px)))
         if not shapes:
             raise StageError(f"stage '{self.name}': set_neutral_from_faces: no faces for face {face_id}")
         neutral = median0(np.stack(shapes))
