@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -42,13 +44,15 @@ def engine_rows(spec: str, images: str = "stills", face_model: str = "") -> list
     from rtface.graph.runner import Engine
     cfg = with_overrides(load_config(), source={"spec": spec, "realtime": False, "images": images},
                          publish={"enabled": False}, control={"enabled": False})
-    if face_model:
-        stages = []
-        for sc in cfg.stages:
-            if sc.kind in ("canonical", "aus"):
-                sc = dataclasses.replace(sc, params=dataclasses.replace(sc.params, face_model_path=face_model))
-            stages.append(sc)
-        cfg = dataclasses.replace(cfg, stages=tuple(stages))
+    stages = []
+    for sc in cfg.stages:
+        if face_model and sc.kind in ("canonical", "aus"):
+            sc = dataclasses.replace(sc, params=dataclasses.replace(sc.params, face_model_path=face_model))
+        if sc.kind == "alerts":  # no alert channel and a throw-away journal for measurement runs
+            sc = dataclasses.replace(sc, params=dataclasses.replace(sc.params, endpoint="", journal=str(
+                Path(tempfile.gettempdir()) / f"rtface-validate-{os.getpid()}.sqlite")))
+        stages.append(sc)
+    cfg = dataclasses.replace(cfg, stages=tuple(stages))
     out = []
     with Engine(cfg) as eng:
         for r in eng.results():

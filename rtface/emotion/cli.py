@@ -27,9 +27,13 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                                                  "x_0..z_477) or a folder with one sub-folder per class")
     p.add_argument("--image-size", type=_image_size, default=(640, 480),
                    help="W x H px used to de-normalise table coordinates (default 640x480)")
-    p.add_argument("--neutral", choices=("auto", "video", "person", "template"), default="auto",
-                   help="per-person neutral: auto (video if >= 30 frames, else the person's neutral-labelled "
-                        "frames, else template), video, person, template")
+    p.add_argument("--neutral", choices=("auto", "video", "still", "person"), default="auto",
+                   help="how faces are measured: auto (as `rtface run`: videos as sequences with the online "
+                        "person model, photos as stills), video, still, or person (an explicit neutral from each "
+                        "person's neutral-labelled frames)")
+    p.add_argument("--fps", type=float, default=30.0, help="tables: media time of a row = frame_num / fps")
+    p.add_argument("--config", default="", help="take the landmark, canonical and AU stage parameters from this "
+                                                "config (default: the packaged default config)")
     p.add_argument("--label-map", action="append", metavar="OLD=NEW",
                    help="extra label mapping, e.g. calm=neutral (repeatable)")
     p.add_argument("--video-stride", type=int, default=1, help="folder videos: use every Nth frame")
@@ -37,15 +41,23 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
+    from rtface.config import load_config
     from rtface.emotion.dataset import load_labelled
     from rtface.emotion.features import AUFeaturizer
     from rtface.emotion.labels import parse_label_map
 
-    fz = AUFeaturizer(basis_path=args.basis or None)
-    data = load_labelled(args.data, fz, image_size=args.image_size, neutral=args.neutral,
-                         label_map=parse_label_map(args.label_map), video_stride=args.video_stride)
+    cfg = load_config(args.config or None)
+    lm_params = next((sc.params for sc in cfg.stages if sc.kind == "landmarks"), None)
+    fz = AUFeaturizer(cfg, basis_path=args.basis or None)
+    try:
+        data = load_labelled(args.data, fz, image_size=args.image_size, neutral=args.neutral,
+                             label_map=parse_label_map(args.label_map), video_stride=args.video_stride,
+                             fps=args.fps, landmark_params=lm_params)
+    finally:
+        fz.close()
     data.summary["basis"] = fz.basis_name
     data.summary["neutral"] = args.neutral
+    data.summary["config"] = fz.config_origin
     return data
 
 

@@ -1,4 +1,5 @@
-"""Labelled emotion data -> AU features, through the same geometry and AU solve as the live pipeline.
+"""Labelled emotion data -> AU features, through the live stages (the same landmark, canonical and AU stages as
+``rtface run``; :class:`rtface.emotion.features.AUFeaturizer`).
 
 Two layouts (``load_labelled``):
 
@@ -6,15 +7,20 @@ Two layouts (``load_labelled``):
     ``frame_num``, ``emotion``, ``x_0..x_477``, ``y_0..y_477``, ``z_0..z_477`` (normalised MediaPipe coordinates:
     x, y in [0, 1] of the image width/height, z relative depth in units of the width). Optional ``person`` column
     (needed for ``split_by = "person"`` and ``neutral = "person"``; else each video is its own person).
-    Coordinates are de-normalised with ``image_size`` (W, H) px, default 640x480: x*W, y*H, z*W.
+    Coordinates are de-normalised with ``image_size`` (W, H) px, default 640x480: x*W, y*H, z*W. Media time of a
+    row = ``frame_num`` / ``fps`` (default 30).
 (b) a folder with one sub-folder per class holding images (.jpg .jpeg .png .bmp) and/or videos (.mp4 .mov .avi
-    .mkv .webm); every file goes through the real landmark stage (``static_image`` for photos, tracking for
-    videos; one face per file), then the geometry + AU path. Person id = file name up to the first ``_`` or ``-``
-    (e.g. ``001_03.jpg`` -> ``001``); video id = the file.
+    .mkv .webm); every file goes through the live landmark stage (photos as stills, videos as a sequence at
+    frame index / the file's fps; one face per file), then the canonical and AU stages. Person id = file name up
+    to the first ``_`` or ``-`` (e.g. ``001_03.jpg`` -> ``001``); video id = the file. ``video_stride`` N keeps
+    every Nth frame of a video as a row (all frames still run through the stages, as live).
 
-Neutral rule (``neutral``): see :mod:`rtface.emotion.features`; ``auto`` (default) = ``video`` for groups with at
-least 30 frames, otherwise ``person`` when that person has neutral-labelled frames, otherwise the template.
-Labels go through :func:`rtface.emotion.labels.normalise_labels`. Errors are DataError naming file/columns/rows.
+Neutral rule (``neutral``, per video / photo): ``auto`` (default) = as ``rtface run`` measures it: a video (or a
+table group of several frames) as a sequence with the online person model (``video``), a photo (or a single-frame
+group) as a still against the population (``still``); ``video`` / ``still`` force one; ``person`` = an explicit
+neutral per person from that person's frames labelled ``neutral`` (like a saved neutral), people without one fall
+back to ``auto``. See :mod:`rtface.emotion.features`. Labels go through
+:func:`rtface.emotion.labels.normalise_labels`. Errors are DataError naming file/columns/rows.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rtface.emotion.features import AUFeaturizer, video_neutral
+from rtface.emotion.features import AUFeaturizer
 from rtface.emotion.labels import normalise_labels
 from rtface.errors import ConfigError, DataError
 
@@ -35,8 +41,8 @@ LM_COLUMNS = [f"{a}_{i}" for a in "xyz" for i in range(N_LM)]
 KEY_COLUMNS = ["video_filename", "frame_num", "emotion"]
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
 VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
-NEUTRAL_CHOICES = ("auto", "video", "person", "template")
-MIN_VIDEO_FRAMES = 30  # "auto": groups with at least this many frames estimate their own neutral
+NEUTRAL_CHOICES = ("auto", "video", "still", "person")
+DEFAULT_FPS = 30.0  # media time of table rows / photos: frame index / this
 
 
 @dataclass
@@ -107,27 +113,32 @@ def read_landmark_table(path: str | Path, label_map: Mapping[str, str] | None = 
     return {"videos": videos, "frames": frames, "labels": labels, "persons": persons, "lm": lm, "path": str(p)}
 
 
-def _neutral_for(rule: str, n_frames: int, has_person_neutral: bool) -> str:
-    if rule != "auto":
-        return rule
-    if n_frames >= MIN_VIDEO_FRAMES:
-        return "video"
-    return "person" if has_person_neutral else "template"
+def rule_for(rule: str, n_frames: int, is_video: bool, has_person_neutral: bool) -> str:
+    """The rule a group (one video or photo) is run with; ``auto``: ``video`` for a video or a table group of
+    several frames, ``still`` for a photo or a single-frame group. ``person`` without a neutral-labelled frame of
+    that person falls back to ``auto``'s choice."""
+    if rule not in NEUTRAL_CHOICES:
+        raise ConfigError(f"neutral rule {rule!r} is not one of {NEUTRAL_CHOICES}")
+    natural = "video" if (is_video or n_frames > 1) else "still"
+    if rule == "auto" or (rule == "person" and not has_person_neutral):
+        return natural
+    return rule
 
 
-def features_from_posefree(posefree: np.ndarray, labels: list[str], videos: np.ndarray, persons: np.ndarray,
-                           order: np.ndarray, featurizer: AUFeaturizer, neutral: str) -> tuple[np.ndarray, Counter]:
-    """AU features (N, K) for pose-free frames grouped by video (``order``: frame order key within a video)."""
-    if neutral not in NEUTRAL_CHOICES:
-        raise ConfigError(f"neutral rule {neutral!r} is not one of {NEUTRAL_CHOICES}")
-    person_neutral: dict[str, np.ndarray] = {}
-    by_person: dict[str, list[int]] = defaultdict(list)
+def features_of_groups(frames: list, labels: list[str], videos: np.ndarray, persons: np.ndarray,
+                       order: np.ndarray, is_video: np.ndarray, featurizer: AUFeaturizer, neutral: str,
+                       fps: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, Counter]:
+    """AU features (N, K) of frames ``(landmarks_px, W, H)`` grouped by video, each group run through the live
+    stages under its rule (see :func:`rule_for`); ``order`` = frame index within the video (media time = order /
+    fps of the group). ``keep`` (N,) bool: rows that are emitted (all frames of a video still go through the
+    stages, as live); features of other rows are left 0."""
+    n = len(frames)
+    keep = np.ones(n, dtype=bool) if keep is None else keep
+    person_refs: dict[str, list] = defaultdict(list)
     for i, (lab, per) in enumerate(zip(labels, persons)):
         if lab == "neutral":
-            by_person[per].append(i)
-    for per, idx in by_person.items():
-        person_neutral[per] = np.median(posefree[idx], axis=0)
-    x = np.zeros((len(posefree), len(featurizer.names)), dtype=np.float32)
+            person_refs[per].append(frames[i])
+    x = np.zeros((n, len(featurizer.names)), dtype=np.float32)
     used: Counter = Counter()
     by_video: dict[str, list[int]] = defaultdict(list)
     for i, v in enumerate(videos):
@@ -135,16 +146,17 @@ def features_from_posefree(posefree: np.ndarray, labels: list[str], videos: np.n
     for v, idx in by_video.items():
         idx = sorted(idx, key=lambda i: order[i])
         per = persons[idx[0]]
-        rule = _neutral_for(neutral, len(idx), per in person_neutral)
-        if rule == "video":
-            ref = video_neutral(posefree[idx])
-        elif rule == "person" and per in person_neutral:
-            ref = person_neutral[per]
-        else:
-            rule = "template"
-            ref = None
+        rule = rule_for(neutral, len(idx), bool(is_video[idx[0]]), per in person_refs)
         used[rule] += 1
-        x[idx] = featurizer.aus(posefree[idx], ref)
+        group = [frames[i] for i in idx]
+        if rule == "still":
+            feats = featurizer.stills(group)
+        else:
+            refs = person_refs[per] if rule == "person" else None
+            feats = featurizer.sequence(group, float(fps[idx[0]]), [int(order[i]) for i in idx], neutral=refs)
+        for j, i in enumerate(idx):
+            if keep[i]:
+                x[i] = feats[j]
     return x, used
 
 
@@ -155,29 +167,36 @@ def _summary(source: str, layout: str, labels: list[str], videos, persons, neutr
             "neutral_rule_per_video": dict(neutral_used), **extra}
 
 
+def _run_groups(where: str, frames: list, labels: list[str], videos: np.ndarray, persons: np.ndarray,
+                order: np.ndarray, is_video: np.ndarray, featurizer: AUFeaturizer, neutral: str, fps: np.ndarray,
+                keep: np.ndarray | None = None) -> tuple[np.ndarray, Counter]:
+    try:
+        return features_of_groups(frames, labels, videos, persons, order, is_video, featurizer, neutral, fps, keep)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from exc
+
+
 def from_table(path: str | Path, featurizer: AUFeaturizer, *, image_size: tuple[int, int] = (640, 480),
-               neutral: str = "auto", label_map: Mapping[str, str] | None = None) -> LabelledFeatures:
+               neutral: str = "auto", label_map: Mapping[str, str] | None = None,
+               fps: float = DEFAULT_FPS) -> LabelledFeatures:
     """Layout (a) -> features (see module doc)."""
     w, h = image_size
     if w <= 0 or h <= 0:
         raise ConfigError(f"image size must be positive, got {w}x{h}")
+    if not fps > 0:
+        raise ConfigError(f"fps must be > 0, got {fps}")
     t = read_landmark_table(path, label_map)
     lm = t["lm"]
     px = np.empty_like(lm)
     px[..., 0] = lm[..., 0] * w
     px[..., 1] = lm[..., 1] * h
     px[..., 2] = lm[..., 2] * w
-    posefree = np.zeros_like(px)
-    for i in range(len(px)):
-        try:
-            posefree[i] = featurizer.posefree(px[i], w, h)
-        except DataError as exc:
-            raise DataError(f"{t['path']}: row {i} (video {t['videos'][i]!r}, frame {t['frames'][i]}): {exc}") \
-                from exc
-    x, used = features_from_posefree(posefree, t["labels"], t["videos"], t["persons"], t["frames"], featurizer,
-                                     neutral)
+    n = len(px)
+    frames = [(px[i], w, h) for i in range(n)]
+    x, used = _run_groups(t["path"], frames, t["labels"], t["videos"], t["persons"], t["frames"],
+                          np.zeros(n, dtype=bool), featurizer, neutral, np.full(n, float(fps)))
     summ = _summary(str(path), "table", t["labels"], t["videos"], t["persons"], used,
-                    {"image_size": [w, h]})
+                    {"image_size": [w, h], "fps": float(fps)})
     return LabelledFeatures(x, t["labels"], t["videos"], t["persons"], featurizer.names, summ)
 
 
@@ -185,47 +204,59 @@ def _person_of(stem: str) -> str:
     return re.split(r"[_\-]", stem, maxsplit=1)[0] or stem
 
 
-def _landmarks_of_file(path: Path, is_video: bool, stride: int) -> list[tuple[np.ndarray, int, int, int]]:
-    """[(landmarks_px (478, 3), width, height, frame index)] of the first face in each (sampled) frame."""
+def _read_frames(path: Path, is_video: bool) -> tuple[list[np.ndarray], float]:
+    """Decoded BGR frames of a file and its frame rate (images: one frame, DEFAULT_FPS)."""
     import cv2
+
+    if not is_video:
+        img = cv2.imread(str(path))
+        if img is None:
+            raise DataError(f"{path}: cannot read image")
+        return [img], DEFAULT_FPS
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DataError(f"{path}: cannot open video")
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    return frames, fps if fps > 0 else DEFAULT_FPS
+
+
+def landmarks_of_file(path: Path, is_video: bool, landmark_params: Any = None
+                      ) -> tuple[list[tuple[np.ndarray, int, int, int]], float]:
+    """([(landmarks_px (478, 3), width, height, frame index)] of the first face in each frame that has one, fps),
+    through the live landmark stage (``landmark_params``: the config's, default the packaged default's), one face
+    per file; photos as stills (``FrameMeta.still``), videos as a sequence at their media times."""
+    import dataclasses
 
     from rtface.records import FrameMeta, FrameResult
     from rtface.stages.landmarks import LandmarkParams, LandmarkStage
 
-    stage = LandmarkStage("landmarks", LandmarkParams(static_image=not is_video, max_faces=1,
-                                                      score_new_faces=False))
+    params = dataclasses.replace(landmark_params or LandmarkParams(), max_faces=1, score_new_faces=False)
+    images, fps = _read_frames(path, is_video)
+    stage = LandmarkStage("landmarks", params)
     stage.open()
     out = []
     try:
-        if not is_video:
-            img = cv2.imread(str(path))
-            if img is None:
-                raise DataError(f"{path}: cannot read image")
-            frames = [img]
-        else:
-            cap = cv2.VideoCapture(str(path))
-            if not cap.isOpened():
-                raise DataError(f"{path}: cannot open video")
-            frames = []
-            while True:
-                ok, img = cap.read()
-                if not ok:
-                    break
-                frames.append(img)
-            cap.release()
-        for i, img in enumerate(frames):
+        for i, img in enumerate(images):
             h, w = img.shape[:2]
-            res = FrameResult(FrameMeta(i, 0, int(i * 33_333_333), w, h, str(path)))
+            res = FrameResult(FrameMeta(i, 0, int(round(i * 1e9 / fps)), w, h, str(path), not is_video))
             stage.process(img, res)
-            if res.faces and i % stride == 0:
+            if res.faces:
                 out.append((res.faces[0].landmarks_px, w, h, i))
     finally:
         stage.close()
-    return out
+    return out, fps
 
 
 def from_folder(root: str | Path, featurizer: AUFeaturizer, *, neutral: str = "auto",
-                label_map: Mapping[str, str] | None = None, video_stride: int = 1) -> LabelledFeatures:
+                label_map: Mapping[str, str] | None = None, video_stride: int = 1,
+                landmark_params: Any = None) -> LabelledFeatures:
     """Layout (b) -> features (see module doc)."""
     root = Path(root)
     subdirs = sorted(d for d in root.iterdir() if d.is_dir())
@@ -233,7 +264,8 @@ def from_folder(root: str | Path, featurizer: AUFeaturizer, *, neutral: str = "a
         raise DataError(f"{root}: no class sub-folders (expected one folder per emotion class)")
     class_of = dict(zip([d.name for d in subdirs], normalise_labels([d.name for d in subdirs],
                                                                     f"{root}: class folder", label_map)))
-    pf_list, labels, videos, persons, order = [], [], [], [], []
+    stride = max(1, video_stride)
+    frames, labels, videos, persons, order, is_video, fps_of, keep = [], [], [], [], [], [], [], []
     no_face: list[str] = []
     n_files = 0
     for d in subdirs:
@@ -242,33 +274,42 @@ def from_folder(root: str | Path, featurizer: AUFeaturizer, *, neutral: str = "a
             if ext not in IMAGE_EXT | VIDEO_EXT:
                 continue
             n_files += 1
-            found = _landmarks_of_file(f, ext in VIDEO_EXT, max(1, video_stride))
+            video = ext in VIDEO_EXT
+            found, fps = landmarks_of_file(f, video, landmark_params)
             if not found:
                 no_face.append(str(f.relative_to(root)))
             for lm, w, h, i in found:
-                pf_list.append(featurizer.posefree(lm, w, h))
+                frames.append((lm, w, h))
                 labels.append(class_of[d.name])
                 videos.append(str(f.relative_to(root)))
                 persons.append(_person_of(f.stem))
                 order.append(i)
-    if not pf_list:
+                is_video.append(video)
+                fps_of.append(fps)
+                keep.append(i % stride == 0)
+    if not frames:
         raise DataError(f"{root}: no face found in any of {n_files} image/video file(s)")
-    videos_a = np.array(videos, dtype=object)
-    persons_a = np.array(persons, dtype=object)
-    x, used = features_from_posefree(np.stack(pf_list), labels, videos_a, persons_a, np.array(order),
-                                     featurizer, neutral)
-    summ = _summary(str(root), "folder", labels, videos_a, persons_a, used,
-                    {"files": n_files, "files_without_face": no_face})
-    return LabelledFeatures(x, labels, videos_a, persons_a, featurizer.names, summ)
+    keep_a = np.array(keep, dtype=bool)
+    x, used = _run_groups(str(root), frames, labels, np.array(videos, dtype=object),
+                          np.array(persons, dtype=object), np.array(order), np.array(is_video, dtype=bool),
+                          featurizer, neutral, np.array(fps_of, dtype=np.float64), keep_a)
+    sel = np.flatnonzero(keep_a)
+    labels_k = [labels[i] for i in sel]
+    videos_a = np.array(videos, dtype=object)[sel]
+    persons_a = np.array(persons, dtype=object)[sel]
+    summ = _summary(str(root), "folder", labels_k, videos_a, persons_a, used,
+                    {"files": n_files, "files_without_face": no_face, "video_stride": stride})
+    return LabelledFeatures(x[sel], labels_k, videos_a, persons_a, featurizer.names, summ)
 
 
 def load_labelled(path: str | Path, featurizer: AUFeaturizer, *, image_size: tuple[int, int] = (640, 480),
                   neutral: str = "auto", label_map: Mapping[str, str] | None = None,
-                  video_stride: int = 1) -> LabelledFeatures:
+                  video_stride: int = 1, fps: float = DEFAULT_FPS, landmark_params: Any = None) -> LabelledFeatures:
     """A table file (layout a) or a class-folder tree (layout b)."""
     p = Path(path)
     if p.is_dir():
-        return from_folder(p, featurizer, neutral=neutral, label_map=label_map, video_stride=video_stride)
+        return from_folder(p, featurizer, neutral=neutral, label_map=label_map, video_stride=video_stride,
+                           landmark_params=landmark_params)
     if p.is_file():
-        return from_table(p, featurizer, image_size=image_size, neutral=neutral, label_map=label_map)
+        return from_table(p, featurizer, image_size=image_size, neutral=neutral, label_map=label_map, fps=fps)
     raise DataError(f"{p}: no such file or folder")

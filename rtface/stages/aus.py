@@ -75,7 +75,7 @@ class AUParams:
 
 def build_solver(p: "AUParams", basis: Any, template: np.ndarray,
                  noise: NoiseModel | None = None) -> tuple[AUSolver, NoiseModel | None]:
-    """The AU solver exactly as the live stage configures it (also used to compute emotion-training features):
+    """The AU solver exactly as the live stage configures it:
     weights, stable-anchor re-alignment, jitter model. Returns (solver, jitter model or None)."""
     weights = landmark_weights(p.weight_contour, p.weight_iris)
     meta = getattr(basis, "meta", None) or {}

@@ -297,6 +297,33 @@ class CanonicalStage(Stage):
         """The person model of one tracked face (None if unknown). Read-only use from the processing thread."""
         return self._persons.get(int(face_id))
 
+    def set_neutral_from_faces(self, face_id: int, faces: list[Face]) -> np.ndarray:
+        """Use, for face ``face_id``, the per-landmark median of the frontal shapes (pose-free minus the population
+        pose response at the shape pose, as in ``process``) of ``faces``, faces this stage has already processed (pose and posefree set), e.g. a
+        person's neutral-labelled photos: explicit, ready and locked like ``load_neutral``. Offline tools (the
+        emotion trainer's ``person`` rule). Returns the neutral (478, 3) cm."""
+        if self._pop is None:
+            raise StageError(f"stage '{self.name}': set_neutral_from_faces needs the face model (open() first, "
+                             f"neutral_mode not 'none')")
+        shapes = []
+        for f in faces:
+            if f.pose is None or f.posefree_cm is None:
+                raise StageError(f"stage '{self.name}': set_neutral_from_faces: face {f.face_id} was not processed")
+            yaw, pitch, roll = f.extras.get("shape_pose_deg", (f.pose.yaw_deg, f.pose.pitch_deg, f.pose.roll_deg))
+            shapes.append(np.asarray(f.posefree_cm, dtype=np.float64) - self._pop.pose_offset(
+                yaw, pitch, roll, eye_corner_distance_px(f.landmarks_px)))
+        if not shapes:
+            raise StageError(f"stage '{self.name}': set_neutral_from_faces: no faces for face {face_id}")
+        neutral = median0(np.stack(shapes))
+        with self._lock:
+            fid = int(face_id)
+            person = self._persons.get(fid)
+            if person is None:
+                person = self._persons[fid] = self._new_person()
+                self._last_seen_s[fid] = self._t_now
+            person.set_explicit(neutral)
+        return neutral
+
     def save_neutral(self, face_id: int, path: str | Path, **metadata: str) -> Path:
         """Write face ``face_id``'s current neutral (frontal pose-free shape, cm) to ``path`` (.npz)."""
         with self._lock:

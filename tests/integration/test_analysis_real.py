@@ -63,7 +63,7 @@ def test_run_out_writes_measures_and_report_equal_to_rtface_analyze(sample_run: 
     # properties of this clip (one person talking and smiling, one blink near the end)
     assert live["n_frames"] == 72 and live["speed_mouth_mean"] > live["speed_nose_mean"] > 0
     assert live["asym_face_mean"] > 0 and live["blink_count"] >= 1 and 0 <= live["perclos"] < 0.5
-    assert live["closure_source"] == "landmarks"  # the eyes stage (branch alerts) is not on main yet
+    assert live["closure_source"] == "eye_closure"  # the eyes stage of the default pipeline, not the fallback
 
 
 def test_analysis_failure_never_touches_the_result_table(tmp_path: Path, capsys):

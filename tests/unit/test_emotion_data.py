@@ -10,13 +10,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from rtface.emotion.dataset import LM_COLUMNS, from_table, read_landmark_table
+from rtface.emotion.dataset import LM_COLUMNS, from_table, read_landmark_table, rule_for
 from rtface.emotion.features import AUFeaturizer
 from rtface.emotion.labels import CLASSES, normalise_labels, parse_label_map
 from rtface.emotion.model import TrainOptions
 from rtface.emotion.synth import PrototypeSynth, landmark_table
 from rtface.emotion.train import split_groups, train_head
-from rtface.errors import DataError
+from rtface.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,36 @@ def test_class_without_examples_is_named(tmp_path, cols, featurizer) -> None:
                    opts=TrainOptions(epochs=2))
     with pytest.raises(DataError, match=r"label\(s\) \['sadness'\] are not in the requested classes"):
         train_head(data, tmp_path / "m.onnx", classes=("neutral", "happiness"), opts=TrainOptions(epochs=2))
+
+
+def test_neutral_rules_on_a_table(tmp_path, cols, featurizer) -> None:
+    """auto = a video as a sequence (online person model); still = every row on its own; person = each person's
+    neutral-labelled rows as an explicit neutral (those rows then read almost nothing)."""
+    path = _write(tmp_path, cols)
+    auto = from_table(path, featurizer)
+    assert auto.summary["neutral_rule_per_video"] == {"video": 6}
+    still = from_table(path, featurizer, neutral="still")
+    assert still.summary["neutral_rule_per_video"] == {"still": 6}
+    person = from_table(path, featurizer, neutral="person")
+    assert person.summary["neutral_rule_per_video"] == {"person": 6}
+    neutral_rows = np.array([lab == "neutral" for lab in person.labels])
+    assert person.x[neutral_rows].sum(axis=1).mean() < 0.5 * person.x[~neutral_rows].sum(axis=1).mean()
+    assert not np.array_equal(still.x, auto.x)
+    assert rule_for("auto", 1, False, False) == "still" and rule_for("auto", 1, True, False) == "video"
+    assert rule_for("person", 8, False, False) == "video" and rule_for("person", 1, False, True) == "person"
+    with pytest.raises(ConfigError, match="'template' is not one of"):
+        rule_for("template", 1, False, False)
+
+
+def test_groups_do_not_share_state(cols, featurizer) -> None:
+    """Mechanism: each group starts from a fresh face id with everything of the previous group forgotten, so the
+    same frames give the same features whatever ran before."""
+    lm = np.stack([np.asarray(cols[f"{a}_{i}"][:8]) for a in "xyz" for i in range(478)], axis=1)
+    frames = [(np.stack([r[:478] * 640, r[478:956] * 480, r[956:] * 640], axis=1), 640, 480) for r in lm]
+    first = featurizer.sequence(frames)
+    featurizer.sequence(frames[::-1])
+    assert np.array_equal(first, featurizer.sequence(frames))
+    assert np.array_equal(featurizer.stills(frames[:2]), featurizer.stills(frames[:2]))
 
 
 def test_split_never_shares_a_group() -> None:

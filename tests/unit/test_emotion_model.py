@@ -37,10 +37,11 @@ def exported(request, tmp_path_factory):
     return model, path
 
 
-def _frame(rows, index=0, ready=True) -> FrameResult:
+def _frame(rows, index=0, ready=True, still=False) -> FrameResult:
+    """One frame at media time index / 30 s."""
     faces = [Face(i, 1.0, np.zeros(4, np.float32), np.zeros((478, 3), np.float32), neutral_ready=ready,
                   au_intensity=None if r is None else np.asarray(r, np.float32)) for i, r in enumerate(rows)]
-    return FrameResult(FrameMeta(index, 0, 0, 640, 480), faces=faces)
+    return FrameResult(FrameMeta(index, 0, int(index * 1e9 / 30), 640, 480, still=still), faces=faces)
 
 
 def test_training_separates_blobs_and_onnx_matches(exported) -> None:
@@ -90,8 +91,8 @@ def test_stage_config_errors(exported, tmp_path) -> None:
         EmotionStage("e", EmotionParams(model_path=str(tmp_path / "none.onnx")), au_names=AUS).open()
     with pytest.raises(ConfigError, match="smoothing"):
         EmotionStage("e", EmotionParams(smoothing="kalman"))
-    with pytest.raises(ConfigError, match="ema_alpha"):
-        EmotionStage("e", EmotionParams(smoothing="ema", ema_alpha=0.0))
+    with pytest.raises(ConfigError, match="ema_tau_s"):
+        EmotionStage("e", EmotionParams(smoothing="ema", ema_tau_s=0.0))
     with pytest.raises(StageError, match="before open"):
         EmotionStage("e", EmotionParams(model_path=str(path))).process(None, _frame([]))
 
@@ -111,8 +112,9 @@ def test_onnx_without_metadata_is_rejected(tmp_path) -> None:
 
 
 def test_ema_smoothing_and_neutral_gate(exported) -> None:
+    """EMA on media time: weight 1 - exp(-dt / ema_tau_s) for the new frame; stills are never smoothed."""
     _, path = exported
-    st = EmotionStage("emotion", EmotionParams(model_path=str(path), smoothing="ema", ema_alpha=0.25,
+    st = EmotionStage("emotion", EmotionParams(model_path=str(path), smoothing="ema", ema_tau_s=0.1,
                                                min_neutral_ready=True), au_names=AUS)
     st.open()
     a, b = [0, 0, 2.5, 3, 0], [2, 2, 0, 0, 2.5]
@@ -123,9 +125,14 @@ def test_ema_smoothing_and_neutral_gate(exported) -> None:
     plain.open()
     raw = _frame([b])
     plain.process(None, raw)
-    expect = 0.25 * raw.faces[0].emotion + 0.75 * r1.faces[0].emotion
+    w = 1.0 - np.exp(-(1 / 30) / 0.1)
+    expect = w * raw.faces[0].emotion + (1 - w) * r1.faces[0].emotion
     assert np.max(np.abs(r2.faces[0].emotion - expect)) < 1e-6
     assert r3.faces[0].emotion is None and st.skipped_not_ready == 1
+    s1, s2 = _frame([a], 3, still=True), _frame([b], 4, still=True)
+    st.process(None, s1)
+    st.process(None, s2)
+    assert np.max(np.abs(s2.faces[0].emotion - raw.faces[0].emotion)) < 1e-6
 
 
 def test_shipped_default_head() -> None:
@@ -134,7 +141,7 @@ def test_shipped_default_head() -> None:
     st.open()
     assert st.names == ("neutral", "happiness", "sadness", "surprise", "fear", "anger", "disgust", "contempt")
     head = st.head
-    assert head.spec.kind == "au_intensity" and head.version == "1.0.0"
+    assert head.spec.kind == "au_intensity" and head.version == "2.0.0"
     names = head.spec.names
     proto = {"neutral": {}, "happiness": {"AU06": 3, "AU12": 3.5}, "surprise": {"AU01": 3, "AU02": 3, "AU26": 3},
              "sadness": {"AU01": 2.5, "AU04": 2, "AU15": 3}}
