@@ -75,8 +75,8 @@ def test_lsl_outlet_matches_the_zeromq_frames(tmp_path: Path):
         wait_for(collect, 120, "60 LSL samples with their ZeroMQ frame messages", poll_s=0)
         marks = []
         wait_for(lambda: (m := markers.pull_sample(timeout=0.2))[0] is not None and marks.append(
-            (json.loads(m[0][0]), m[1])) is None and any(x[0].get("event") == "alert" for x in marks), 120,
-            "the test rule's alert marker", poll_s=0)
+            (json.loads(m[0][0]), m[1])) is None and any(x[0].get("event") == "alert" and x[0].get("type") == "raised"
+                                            for x in marks), 120, "the test rule's raised-alert marker", poll_s=0)
     finally:
         sub.close()
         kill(eng, signal.SIGINT)
@@ -99,8 +99,8 @@ def test_lsl_outlet_matches_the_zeromq_frames(tmp_path: Path):
         expected = m["t_capture_ns"] / 1e9 + off  # the capture time on the LSL clock
         assert abs(ts - expected) < 0.005  # within a few ms (a correctness check of the clock mapping)
     # (session_start and face_enter were pushed at the first frame, before this inlet could connect)
-    alert = next(x[0] for x in marks if x[0].get("event") == "alert")
-    assert alert["rule"] == "smile" and alert["type"] == "raised" and alert["face_id"] == 0
+    alert = next(x[0] for x in marks if x[0].get("event") == "alert" and x[0].get("type") == "raised")
+    assert alert["rule"] == "smile" and alert["face_id"] == 0 and isinstance(alert["alert_id"], int)
 
 
 def test_source_id_is_stable_for_the_same_setup():
