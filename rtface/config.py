@@ -3,7 +3,7 @@
 Layout of a config file::
 
     [source]    spec, realtime, loop, fps
-    [engine]    ring_slots, max_frames, stats_interval_s
+    [engine]    ring_slots, max_frames, stats_interval_s, pipeline
     [publish]   enabled, endpoint, sndhwm, include_landmarks
     [output]    path, write_canonical
     [control]   enabled, endpoint
@@ -74,6 +74,7 @@ class EngineSettings:
     ring_slots: int = 8  # power of two
     max_frames: int = 0  # stop after this many frames (0 = until the source ends)
     stats_interval_s: float = 1.0  # heartbeat period, s (at least MIN_STATS_INTERVAL_S)
+    pipeline: bool = True  # landmarks on a front thread, later stages/publish/write overlap (rtface.graph.pipeline)
 
     def __post_init__(self) -> None:
         _require(self.max_frames >= 0, "max_frames", "must be >= 0 (0 = until the source ends)", self.max_frames)
@@ -117,6 +118,11 @@ class OutputConfig:
     write_canonical: bool = False  # also write canonical landmarks cX_i, cY_i, cZ_i (cm)
     overwrite: bool = False  # replace an existing file at path once the run completes (else: refuse at start)
     finalize_on_stop: bool = False  # a file run stopped early (ctl stop) still gets its final name (exit 0)
+    parquet_layout: str = "compact"  # "compact" (landmark blocks as list columns) | "flat" (a column per value)
+
+    def __post_init__(self) -> None:
+        _require(self.parquet_layout in ("compact", "flat"), "parquet_layout", "must be 'compact' or 'flat'",
+                 self.parquet_layout)
 
 
 @dataclass(frozen=True)

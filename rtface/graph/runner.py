@@ -1,8 +1,10 @@
 """The engine: grabber thread -> frame ring -> stage graph -> ZeroMQ publisher and file writer.
 
 Threads: the grabber thread owns the source and is the ring's only writer. The thread that iterates
-``Engine.results()`` (the processing thread) owns the ring's read side, every stage, the publisher socket and the
-file writer. Live sources (camera, stream, real-time-paced file) overwrite the oldest ring slot and the processing
+``Engine.results()`` (the processing thread) owns every stage, the publisher socket and the file writer. With
+``[engine] pipeline = true`` (the default) the leading stage (landmarks) runs on a front thread that owns the
+ring's read side (:mod:`rtface.graph.pipeline`), so the later stages, publishing and writing of frame n overlap
+with MediaPipe on frame n+1; without it the processing thread also reads the ring and runs the leading stage. Live sources (camera, stream, real-time-paced file) overwrite the oldest ring slot and the processing
 thread always takes the newest frame (one frame in flight, like MediaPipe's flow limiter); file sources apply
 backpressure so no frame is lost.
 """
@@ -56,6 +58,7 @@ class Engine:
         self.source = None
         self.grabber = None
         self.ring = None
+        self.front = None  # rtface.graph.pipeline.FrontThread while a pipelined run goes on
         self.live = False
         self.summary: dict = {}
         self.output_path: Path | None = None
@@ -130,7 +133,7 @@ class Engine:
         if cfg.output.path:
             from rtface.output.table_writer import TableWriter
 
-            self.writer = TableWriter(cfg.output.path, self.layout())
+            self.writer = TableWriter(cfg.output.path, self.layout(), parquet_layout=cfg.output.parquet_layout)
         self.live = bool(self.source.live)
         self.ring = FrameRing(cfg.engine.ring_slots, overwrite=self.live)
         self.grabber = Grabber(self.source, self.ring)
@@ -173,6 +176,8 @@ class Engine:
         self.complete = complete
         if not self.outcome:
             self.outcome = "completed" if complete else "interrupted"
+        if self.front is not None:  # no stage call may run while the stages close
+            self.front.stop()
         if self.grabber is not None:
             self.grabber.stop()
         for slot in self._slots:
@@ -254,8 +259,21 @@ class Engine:
             d["publisher"] = {"sent": getattr(self.publisher, "sent", 0)}
         return d
 
-    def _run_stages(self, image, result: FrameResult) -> None:
-        for slot in self._slots:
+    def _n_front(self) -> int:
+        """How many leading stages run on the front thread (0 = not pipelined)."""
+        return 1 if self.config.engine.pipeline and self._slots else 0
+
+    def _front(self, frame) -> FrameResult:
+        """A ring frame -> its FrameResult with the leading stages run (front thread, or processing thread)."""
+        h, w = frame.image.shape[:2]
+        meta = FrameMeta(frame.index, frame.t_capture_ns, frame.t_media_ns, w, h, self.source.name,
+                         self.source.stills)
+        result = FrameResult(meta)
+        self._run_stages(frame.image, result, self._slots[:max(self._n_front(), 1)])
+        return result
+
+    def _run_stages(self, image, result: FrameResult, slots: list[_StageSlot]) -> None:
+        for slot in slots:
             if not slot.enabled:
                 continue
             st = slot.stage
@@ -338,6 +356,13 @@ class Engine:
             interval = cfg.engine.stats_interval_s
             next_stats = time.monotonic() + interval
             au_names, emo_names = self.names("aus"), self.names("emotion")
+            n_front = self._n_front()
+            back = self._slots[max(n_front, 1):]
+            if n_front:
+                from rtface.graph.pipeline import END, ERROR, FrontThread
+
+                self.front = FrontThread(self.ring, live=self.live, run_front=self._front,
+                                         depth=1 if self.live else 2).start()
             read = self.ring.read_latest if self.live else self.ring.read_next
             frame_buf = None
             while not self._stop.is_set():
@@ -347,20 +372,31 @@ class Engine:
                 if now >= next_stats:
                     self._publish_stats()
                     next_stats = now + interval
-                frame = read(min(0.1, max(0.0, next_stats - now)), out=frame_buf)
-                if frame is None:
-                    if self.ring.closed and self.ring.error is not None:
-                        raise self.ring.error
-                    if self.ring.closed and self.ring.stats().get("unread", 0) == 0:
+                timeout = min(0.1, max(0.0, next_stats - now))
+                if self.front is not None:
+                    got = self.front.get(timeout)
+                    if got is None:
+                        continue
+                    kind, payload = got
+                    if kind == ERROR:
+                        raise payload
+                    if kind == END:
                         self._check_complete()
                         break
-                    continue
-                frame_buf = frame.image  # reused for the next frame: stages must not keep the image
-                h, w = frame.image.shape[:2]
-                meta = FrameMeta(frame.index, frame.t_capture_ns, frame.t_media_ns, w, h, self.source.name,
-                                 self.source.stills)
-                result = FrameResult(meta)
-                self._run_stages(frame.image, result)
+                    frame, result = payload
+                else:
+                    frame = read(timeout, out=frame_buf)
+                    if frame is None:
+                        if self.ring.closed and self.ring.error is not None:
+                            raise self.ring.error
+                        if self.ring.closed and self.ring.stats().get("unread", 0) == 0:
+                            self._check_complete()
+                            break
+                        continue
+                    frame_buf = frame.image  # reused for the next frame: stages must not keep the image
+                    result = self._front(frame)
+                meta = result.meta
+                self._run_stages(frame.image, result, back)
                 if self.publisher is not None:
                     msg = frame_message(result, au_names=au_names, emotion_names=emo_names,
                                         include_landmarks=cfg.publish.include_landmarks)
