@@ -64,9 +64,14 @@ class SourceConfig:
     fps: float = 30.0  # frame rate assumed for image folders
     allow_incomplete: bool = False  # accept a file that ended early or had undecodable frames (else: error)
     images: str = "stills"  # image folders/globs: "stills" (each image on its own) | "sequence" (frames of a video)
+    start_frame: int = 0  # video files: first frame to process (a chunk of a batch job)
+    stop_frame: int = 0  # video files: stop before this frame (0 = at the end)
 
     def __post_init__(self) -> None:
         _require(self.fps > 0, "fps", "must be > 0", self.fps)
+        _require(self.start_frame >= 0, "start_frame", "must be >= 0", self.start_frame)
+        _require(self.stop_frame == 0 or self.stop_frame > self.start_frame, "stop_frame",
+                 "must be 0 (to the end) or > start_frame", self.stop_frame)
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class Engine:
         # build (not open) the source first: a missing file is reported before any model loads
         self.source = open_source(resolve_source_spec(src.spec), realtime=src.realtime,
                                   loop=src.loop or self.sample_loops(), fps=src.fps,
-                                  images=src.images)
+                                  images=src.images, start_frame=src.start_frame, stop_frame=src.stop_frame)
         if cfg.output.path:  # ... and so is an output path that cannot be written
             from rtface.output.table_writer import check_output_path
 
