@@ -25,8 +25,9 @@ def add_commands(sub) -> None:
     b.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="result table format")
     b.add_argument("--chunk-s", type=float, default=0.0,
                    help="split videos longer than 1.5x this many seconds into chunks run in parallel (0 = never)")
-    b.add_argument("--overlap-s", type=float, default=10.0,
-                   help="each chunk starts this many seconds early so tracking and face shape settle (default 10)")
+    b.add_argument("--overlap-s", type=float, default=None,
+                   help="each chunk starts this many seconds early so tracking and the per-person face shape "
+                        "settle (default: the canonical stage's window_s + 2 s, i.e. 32 s)")
     b.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local worker processes (default) or Ray actors (pip install 'rtface[ray]')")
     b.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")

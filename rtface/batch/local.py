@@ -21,7 +21,7 @@ class _Worker:
         self.index = index
         r, w = os.pipe()
         self._log = open(log_dir / f"worker-{index}.log", "ab")
-        cmd = [sys.executable, "-m", "rtface.batch.worker", "--report-fd", str(w)]
+        cmd = [sys.executable, "-m", "rtface.batch.worker", "--report-fd", str(w), "--tag", str(log_dir.parent)]
         if config:
             cmd += ["--config", config]
         env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -7,7 +7,9 @@ input (its images processed as ``rtface run --source FOLDER`` does: each image o
 
 Chunks: a video longer than ``chunk_s`` x 1.5 seconds is split into chunks of ``chunk_s`` seconds; each chunk
 starts ``overlap_s`` earlier than the part it keeps (frames the tracker and the per-person face shape use to
-settle, then dropped at the merge; :mod:`rtface.batch.merge`).
+settle, then dropped at the merge; :mod:`rtface.batch.merge`; the driver's default overlap is the person-model
+window + 2 s, :func:`rtface.batch.runner.default_overlap_s`). Chunks pay off for videos much longer than the
+overlap.
 """
 from __future__ import annotations
 

@@ -31,11 +31,22 @@ class BatchOptions:
     retries: int = 1  # extra attempts for a failed job
     fmt: str = "parquet"
     chunk_s: float = 0.0  # 0 = never split videos
-    overlap_s: float = 10.0
+    overlap_s: float | None = None  # None = the person-model window of the config + TRACKING_SETTLE_S
     backend: str = "local"  # "local" | "ray"
     ray_address: str | None = None  # Ray: None = start a local instance (or $RAY_ADDRESS)
     progress: bool = True
     stream: object = field(default=None, repr=False)  # where progress and the report go (default stderr)
+
+
+TRACKING_SETTLE_S = 2.0  # MediaPipe's tracking, presence hysteresis and smoothing settle well within this
+
+
+def default_overlap_s(cfg) -> float:
+    """Chunk overlap for a config: the longest person-model window of its stages (``window_s``: the canonical
+    stage forgets frames older than this, so a chunk that starts that much earlier holds the same frames in its
+    person model at the seam) plus TRACKING_SETTLE_S."""
+    windows = [float(getattr(sc.params, "window_s", 0.0) or 0.0) for sc in cfg.stages]
+    return max(windows, default=0.0) + TRACKING_SETTLE_S
 
 
 class _Progress:
@@ -87,12 +98,12 @@ def run_batch(opts: BatchOptions) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"batch --out {out}: not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    if opts.config:
-        from rtface.config import load_config
+    from rtface.config import load_config
 
-        load_config(opts.config)  # a bad config is an error before any worker starts
+    cfg = load_config(opts.config)  # a bad config is an error before any worker starts
+    overlap = opts.overlap_s if opts.overlap_s is not None else default_overlap_s(cfg)
     inputs = expand_inputs(opts.inputs)
-    jobs = plan_jobs(inputs, out, fmt=opts.fmt, chunk_s=opts.chunk_s, overlap_s=opts.overlap_s)
+    jobs = plan_jobs(inputs, out, fmt=opts.fmt, chunk_s=opts.chunk_s, overlap_s=overlap)
     by_input = {i.name: i for i in inputs}
     digest = config_digest(opts.config)
     manifest = Manifest(out)

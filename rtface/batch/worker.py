@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rtface.batch.worker")
     ap.add_argument("--report-fd", type=int, required=True)
     ap.add_argument("--config", default=None)
+    ap.add_argument("--tag", default="", help="the batch's output folder (shows in ps; not used otherwise)")
     a = ap.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides (it sends "stop"); SIGTERM still ends us
     os.environ.setdefault("GLOG_minloglevel", "2")
