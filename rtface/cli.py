@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=5.0)
     c.set_defaults(func=cmd_ctl)
 
-    for mod in ("rtface.emotion.cli", "rtface.gaze.cli", "rtface.batch.cli"):
+    for mod in ("rtface.emotion.cli", "rtface.gaze.cli", "rtface.batch.cli", "rtface.transport.hub_cli"):
         try:
             __import__(mod)
             sys.modules[mod].add_commands(sub)
