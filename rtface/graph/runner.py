@@ -18,6 +18,8 @@ from pathlib import Path
 
 from rtface.config import SAMPLE_VIDEO, EngineConfig, load_config
 from rtface.errors import RtfaceError, SourceError, StageError
+from rtface.graph.slots import StageSlot as _StageSlot
+from rtface.graph.slots import Warmup as _Warmup
 from rtface.graph.stage import Stage
 from rtface.graph.stats import RunStats
 from rtface.output.columns import TableLayout
@@ -33,15 +35,6 @@ def resolve_source_spec(spec: str) -> str | int:
     if spec.isdigit():
         return int(spec)
     return spec
-
-
-class _StageSlot:
-    """A stage plus its error policy state (processing thread only)."""
-
-    def __init__(self, stage: Stage, on_error: str, max_errors: int) -> None:
-        self.stage, self.on_error, self.max_errors = stage, on_error, max_errors
-        self.errors = 0
-        self.enabled = True
 
 
 class Engine:
@@ -112,9 +105,35 @@ class Engine:
         for sc in cfg.stages:
             st = sc.cls(sc.name, sc.params)
             self._slots.append(_StageSlot(st, sc.on_error, sc.max_errors))
+        stills = bool(getattr(self.source, "stills", False))
         for slot in self._slots:
-            slot.stage.open()
-            slot.stage.warmup()
+            if stills and hasattr(slot.stage, "stills_only"):  # e.g. the landmark stage skips its tracking graph
+                slot.stage.stills_only = True
+        # the later stages load (numba's kernel cache, ONNX) on a helper thread while the leading stage creates
+        # its MediaPipe graph and the sockets bind; joined before anything else touches them (happens-before)
+        warm = _Warmup(self._slots[1:]) if cfg.engine.pipeline and len(self._slots) > 1 else None
+        try:
+            for slot in (self._slots[:1] if warm is not None else self._slots):
+                slot.stage.open()
+                slot.stage.warmup()
+            self._open_sockets()
+            self.live = bool(self.source.live)
+            self.ring = FrameRing(cfg.engine.ring_slots, overwrite=self.live)
+            self.grabber = Grabber(self.source, self.ring)
+            self.grabber.start()  # decoding starts while the later stages finish loading
+        except BaseException:
+            if warm is not None:
+                warm.join(quiet=True)
+            raise
+        if warm is not None:
+            warm.join()
+        if cfg.output.path:
+            from rtface.output.table_writer import TableWriter
+
+            self.writer = TableWriter(cfg.output.path, self.layout(), parquet_layout=cfg.output.parquet_layout)
+
+    def _open_sockets(self) -> None:
+        cfg = self.config
         if cfg.publish.enabled:
             from rtface.transport.publisher import Publisher
 
@@ -130,14 +149,6 @@ class Engine:
 
             auth = TokenAuth.from_settings(cfg.control.token) if cfg.control.auth == "token" else None
             self.control = ControlServer(cfg.control.endpoint, self.handle_command, auth=auth)
-        if cfg.output.path:
-            from rtface.output.table_writer import TableWriter
-
-            self.writer = TableWriter(cfg.output.path, self.layout(), parquet_layout=cfg.output.parquet_layout)
-        self.live = bool(self.source.live)
-        self.ring = FrameRing(cfg.engine.ring_slots, overwrite=self.live)
-        self.grabber = Grabber(self.source, self.ring)
-        self.grabber.start()
 
     def names(self, key: str) -> tuple[str, ...]:
         """Names published by the stage that outputs ``key`` ("aus" or "emotion"), or ()."""
