@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,13 +34,16 @@ PHOTO = ROOT / "tests" / "data" / "faces" / "misc" / "single_face.jpg"
 ENV = dict(os.environ, GLOG_minloglevel="2", TF_CPP_MIN_LOG_LEVEL="3")
 
 
-def timed(cmd: list[str]) -> tuple[float, str]:
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall s, CPU s = user + system of the child) for one run of ``cmd``."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    return wall, p.stdout + p.stderr
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
 def rtface_cmd(source: str, out: Path, config: str | None) -> list[str]:
@@ -69,6 +73,8 @@ def main() -> None:
     video = a.video or make_video()
     n = frames_of(video)
     walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    loads: list[float] = []
     tmp = Path(tempfile.mkdtemp(prefix="rtface-bench-"))
     sides = []
     if a.only != "photo":
@@ -80,12 +86,16 @@ def main() -> None:
                   ("photo_rtface", rtface_cmd(str(a.photo), tmp / "p.parquet", None))]
     for r in range(a.rounds):
         for name, cmd in sides:
-            wall, _ = timed(cmd)
+            loads.append(os.getloadavg()[0])
+            wall, cpu = timed(cmd)
             walls.setdefault(name, []).append(wall)
-            print(f"round {r + 1} {name:<12} {wall:6.2f} s" + (f"  {n / wall:6.1f} fps" if "photo" not in name
-                                                                 else ""), flush=True)
+            cpus.setdefault(name, []).append(cpu)
+            print(f"round {r + 1} {name:<12} {wall:6.2f} s (CPU {cpu:6.2f} s)" +
+                  (f"  {n / wall:6.1f} fps" if "photo" not in name else ""), flush=True)
     med = {k: statistics.median(v) for k, v in walls.items()}
-    out = {"video": str(video), "frames": n, "rounds": a.rounds, "wall_s": walls, "median_wall_s": med}
+    out = {"video": str(video), "frames": n, "rounds": a.rounds, "wall_s": walls, "median_wall_s": med,
+           "median_cpu_s": {k: statistics.median(v) for k, v in cpus.items()},
+           "load_average_1min": {"min": min(loads), "max": max(loads)}, "cores": os.cpu_count()}
     if "bare" in med:
         out["fps"] = {k: n / med[k] for k in ("bare", "default", "landmarks")}
         out["ratio_fps"] = {k: med["bare"] / med[k] for k in ("default", "landmarks")}
