@@ -91,6 +91,9 @@ class Engine:
         from rtface.ring import FrameRing
         from rtface.sources import open_source
 
+        from rtface.threads import limit_blas_threads
+
+        limit_blas_threads()  # small per-face matrices: a spinning BLAS pool only competes with MediaPipe
         cfg = self.config
         src = cfg.source
         # build (not open) the source first: a missing file is reported before any model loads
