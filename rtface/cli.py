@@ -68,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for flag in ("write_canonical", "overwrite", "finalize_on_stop"):
         if getattr(args, flag):
             out[flag] = True
+    if args.no_analyze:
+        out["analyze"] = False
     if args.max_frames is not None:
         eng["max_frames"] = args.max_frames
     cfg = with_overrides(cfg, source=src, publish=pub, output=out, engine=eng, control=ctl)
@@ -201,6 +203,8 @@ def _print_summary(engine, elapsed_s: float) -> None:
               file=sys.stderr)
         for p in engine.session_paths:
             print(f"wrote session summary {p}", file=sys.stderr)
+        for p in getattr(engine, "analysis_paths", ()):
+            print(f"wrote behaviour analysis {p}", file=sys.stderr)
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
@@ -283,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--finalize-on-stop", action="store_true",
                    help="a file run stopped by `rtface ctl stop` still gets its final name and exit 0 "
                         "(default: it stays .partial, exit 3)")
+    r.add_argument("--no-analyze", action="store_true",
+                   help="no behaviour analysis / HTML report after the run (default: beside --out, see "
+                        "`rtface analyze`)")
     r.add_argument("--endpoint", help="ZeroMQ PUB endpoint (default tcp://127.0.0.1:5555)")
     r.add_argument("--no-publish", action="store_true", help="do not open a ZeroMQ socket")
     r.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -312,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=5.0)
     c.set_defaults(func=cmd_ctl)
 
-    for mod in ("rtface.emotion.cli", "rtface.gaze.cli", "rtface.batch.cli", "rtface.transport.hub_cli"):
+    for mod in ("rtface.emotion.cli", "rtface.gaze.cli", "rtface.analysis.cli", "rtface.batch.cli",
+                "rtface.transport.hub_cli"):
         try:
             __import__(mod)
             sys.modules[mod].add_commands(sub)

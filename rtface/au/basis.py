@@ -1,6 +1,6 @@
 """Load the FACS Action Unit displacement basis (``rtface/data/au_basis/au_basis.npz``).
 
-File contents (built by ``scripts/build_au_basis.py``; see ``rtface/data/au_basis/NOTICE.md`` and ``report.md``):
+File contents (built by ``scripts/build_face_model.py``; see ``rtface/data/au_basis/NOTICE.md`` and ``report.md``):
 - ``names`` (K,) str, bilateral OpenFace-style AU names ("AU01" ...); ``basis`` (K, 478, 3) float32: canonical-frame
   displacement (cm, axes of ``face_model_with_iris.obj``: x = subject's left, y up, z toward the viewer) per unit
   activation (= FACSHuman target weight 1.0); ``unit_to_facs`` (K,) float32: FACS 0-5 points per unit activation.

@@ -295,8 +295,16 @@ class ExpressionScorer:
         m = np.asarray(basis.matrix, dtype=np.float64)[: 468 * 3]
         self._norm = np.sqrt((m ** 2).sum(0) / 468.0)
         self._template = np.asarray(template_cm, dtype=np.float64)
+        self._B = np.asarray(basis.matrix, dtype=np.float64)
+        self._readout = self._solver.readout_facs() / self._solver.unit_to_facs[:, None]  # activations per cm
 
     def score(self, displacement_cm: np.ndarray) -> float:
         """Expression displacement (cm) of ``displacement_cm`` (478, 3) from the reference neutral."""
         a = self._solver.solve_activations(self._template + displacement_cm, self._template)
         return float(a @ self._norm)
+
+    def au_part(self, displacement_cm: np.ndarray) -> np.ndarray:
+        """(478, 3) the part of a displacement the AU columns explain (unconstrained least squares in the solver's
+        metric): what a person model must not take for face shape too quickly."""
+        a = self._readout @ np.asarray(displacement_cm, dtype=np.float64).reshape(-1)
+        return (self._B @ a).reshape(-1, 3)

@@ -6,15 +6,21 @@ displacement of the frame in cm, :class:`rtface.au.solve.ExpressionScorer`). Fra
 ``sample_every_s`` seconds of media time, only while the head is within ``max_angle_deg`` of frontal, and kept for
 ``window_s`` seconds. Every ``update_every`` samples the estimate is recomputed:
 
-1. rest frames = the ``keep_fraction`` lowest-scoring samples (at least ``min_keep``; a pose penalty of
+1. rest frames = the ``keep_fraction`` lowest-scoring samples (at least ``min_keep``), without those scoring more
+   than ``rest_margin`` above the lowest (so a short neutral stretch is not diluted by expressive frames; a pose
+   penalty of
    ``pose_penalty`` score points per degree of |yaw| + |pitch| prefers frontal frames). Ranking by the
    *population-level* score (not by distance to the current estimate) is what lets a session that opens with a
    smile converge to the real neutral as soon as neutral frames arrive;
 2. their mean ``r`` (relative to the population mean) is observed by n = ``frames_per_sample`` x count frames;
 3. the person's shape = population mean + the identity posterior mean given ``r`` and n
-   (:class:`rtface.facemodel.identity.IdentityPosterior`: identity modes adapt quickly, detail slowly).
+   (:class:`rtface.facemodel.identity.IdentityPosterior`), except for the part of that shift the AU columns
+   explain (``au_part``, given by the canonical stage), which is taken only by ``n / (n + au_prior_frames)``: a
+   person's rest face may look like an expression, but with few rest frames an expression is the likelier
+   reading (a session that opens with a smile keeps reading the smile until neutral frames arrive).
 
-``frames`` (= n) says how much the estimate rests on this person's own frames; 0 = population only.
+``frames`` says how much the estimate rests on this person's own frames for the AU read-out:
+``n * n / (n + au_prior_frames)``; 0 = population only.
 Explicit neutrals (``set_explicit``: calibration, saved files) take precedence: they are used as they are
 (``frames`` = inf) and online updates stop until ``unlock``.
 
@@ -37,17 +43,23 @@ class PersonParams:
     window_s: float = 30.0  # frames older than this (media time) are forgotten
     keep_fraction: float = 0.3  # share of the lowest-scoring samples used as rest frames
     min_keep: int = 3
+    rest_margin: float = 0.3  # cm of expression score above the lowest sample still counted as rest
     update_every: int = 3  # recompute after this many new samples
     max_angle_deg: float = 30.0  # samples only while |yaw| and |pitch| are within this
     pose_penalty: float = 0.003  # score cm per degree of |yaw| + |pitch|
     frames_per_sample: float = 1.0  # effective independent frames per kept sample (consecutive frames correlate)
+    au_prior_frames: float = 3.0  # rest frames after which half of an AU-shaped rest offset is taken as shape
 
 
 class PersonShape:
     """Neutral face shape of one tracked person (module doc)."""
 
-    def __init__(self, mean_cm: np.ndarray, posterior: IdentityPosterior, params: PersonParams | None = None):
+    def __init__(self, mean_cm: np.ndarray, posterior: IdentityPosterior, params: PersonParams | None = None,
+                 recent: int = 15, au_part=None):
+        """``au_part``: callable (478, 3) -> (478, 3), the AU-explained part of a displacement (None: no split)."""
         self.p = params or PersonParams()
+        self._au_part = au_part
+        self._recent: deque[np.ndarray] = deque(maxlen=max(1, int(recent)))
         self._mean = np.asarray(mean_cm, dtype=np.float64)
         self._post = posterior
         cap = int(math.ceil(self.p.window_s / max(self.p.sample_every_s, 1e-3))) + 1
@@ -60,6 +72,10 @@ class PersonShape:
         self.frames = 0.0
         self.locked = False
         self.samples_seen = 0
+
+    def remember(self, frontal_cm: np.ndarray) -> None:
+        """Keep the latest frames (every frame, locked or not) for 'calibrate neutral now'."""
+        self._recent.append(np.asarray(frontal_cm, dtype=np.float32).copy())
 
     def observe(self, t_media_s: float, frontal_cm: np.ndarray, score: float, yaw_deg: float,
                 pitch_deg: float) -> bool:
@@ -95,11 +111,16 @@ class PersonShape:
         k = min(m, max(self.p.min_keep, int(round(self.p.keep_fraction * m))))
         scores = np.fromiter(self._score, dtype=np.float64, count=m)
         pick = np.argpartition(scores, k - 1)[:k] if k < m else np.arange(m)
+        pick = pick[scores[pick] <= scores[pick].min() + self.p.rest_margin]
+        k = len(pick)
         obs = np.mean([self._shape[i] for i in pick], axis=0, dtype=np.float64)
         n = self.p.frames_per_sample * k
-        shift = self._post.posterior_mean((obs - self._mean).reshape(-1), n)
-        self.neutral_cm = self._mean + shift.reshape(self._mean.shape)
-        self.frames = float(n)
+        shift = self._post.posterior_mean((obs - self._mean).reshape(-1), n).reshape(self._mean.shape)
+        w = n / (n + self.p.au_prior_frames)
+        if self._au_part is not None:
+            shift = shift - (1.0 - w) * self._au_part(shift)
+        self.neutral_cm = self._mean + shift
+        self.frames = float(n * w)
 
     def set_explicit(self, neutral_cm: np.ndarray) -> None:
         """Use this neutral as it is (calibration or a saved file) and stop online updates."""
@@ -123,5 +144,5 @@ class PersonShape:
         self.locked = False
 
     def recent_frontal(self, n: int) -> list[np.ndarray]:
-        """The last n buffered frontal shapes (for 'calibrate neutral now')."""
-        return [s.astype(np.float64) for s in list(self._shape)[-n:]]
+        """The last n frames given to :meth:`remember` (for 'calibrate neutral now')."""
+        return [s.astype(np.float64) for s in list(self._recent)[-n:]]

@@ -73,7 +73,7 @@ class PopulationModel:
     def pose_offset(self, yaw_deg: float, pitch_deg: float, roll_deg: float, iod_px: float) -> np.ndarray:
         """(478, 3) the pose response alone (expected neutral at this pose minus the frontal mean)."""
         f = features(yaw_deg, pitch_deg, roll_deg, iod_px)
-        return np.tensordot(f, self.pose_fields, axes=1)
+        return (f @ self.pose_fields.reshape(len(f), -1)).reshape(-1, 3)
 
     def pose_residual_scale(self, yaw_deg: float, pitch_deg: float, roll_deg: float) -> float:
         """Factor on ``pose_residual_factor`` at this pose (0 at frontal)."""

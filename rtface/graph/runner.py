@@ -56,6 +56,7 @@ class Engine:
         self.summary: dict = {}
         self.output_path: Path | None = None
         self.session_paths: list[Path] = []
+        self.analysis_paths: list[Path] = []  # behaviour analysis files + report ([output] analyze)
         # how the run ended: "completed" (source ended or max_frames), "stopped" (stop(), e.g. `rtface ctl stop`),
         # "interrupted" (stop("interrupted"): a signal, or the caller gave up), "failed" (an error)
         self.outcome = ""
@@ -130,6 +131,7 @@ class Engine:
             raise
         if warm is not None:
             warm.join()
+        self._bind_stage_names()
         if cfg.output.path:
             from rtface.output.table_writer import TableWriter
 
@@ -152,6 +154,13 @@ class Engine:
 
             auth = TokenAuth.from_settings(cfg.control.token) if cfg.control.auth == "token" else None
             self.control = ControlServer(cfg.control.endpoint, self.handle_command, auth=auth)
+
+    def _bind_stage_names(self) -> None:
+        """Tell stages that consume AU/emotion vectors (``bind_names``, e.g. the behaviour stage) their names."""
+        for slot in self._slots:
+            bind = getattr(slot.stage, "bind_names", None)
+            if callable(bind):
+                bind(aus=self.names("aus"), emotion=self.names("emotion"))
 
     def names(self, key: str) -> tuple[str, ...]:
         """Names published by the stage that outputs ``key`` ("aus" or "emotion"), or ()."""
@@ -205,6 +214,10 @@ class Engine:
                 from rtface.output.session_writer import write_session
 
                 self.session_paths = write_session(self.output_path, self.summary)
+            if complete and self.output_path is not None and self.config.output.analyze:
+                from rtface.analysis.after_run import analyze_after_run  # never raises; the table is final
+
+                self.analysis_paths = analyze_after_run(self, self.output_path)
         if self.publisher is not None:
             self._publish_session()
             self.publisher.close(linger_s=0.2)

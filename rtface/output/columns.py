@@ -19,7 +19,8 @@ OpenFace's names keep OpenFace's meanings: ``x_i, y_i`` are the 68 iBUG points (
 | pose_Tx, pose_Ty, pose_Tz | head translation in the camera frame, mm (OpenFace units) |
 | pose_Rx, pose_Ry, pose_Rz | pitch, yaw, roll, radians (OpenFace order) |
 | yaw_deg, pitch_deg, roll_deg | the same angles in degrees |
-| neutral_ready | 1 once the person's neutral face is reliable |
+| neutral_ready | 1 once the person's neutral face is reliable (refined from rest frames, or explicit) |
+| shape_frames | rest frames the person's face shape rests on (0 = population prior only; inf = explicit neutral) |
 | x_i, y_i (i = 0..67) | iBUG 68 points in the image, px (OpenFace ``x_i, y_i``) |
 | X_i, Y_i, Z_i (i = 0..67) | the same points in 3D, camera frame (x right, y down, z forward), mm (with a pose) |
 | AUxx_r | Action Unit intensity, FACS 0-5 scale |
@@ -45,7 +46,7 @@ from rtface.records import N_LANDMARKS
 BASE = ["frame", "face_id", "timestamp", "t_capture_ns", "confidence", "success",
         "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
 POSE = ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz", "yaw_deg", "pitch_deg", "roll_deg",
-        "neutral_ready"]
+        "neutral_ready", "shape_frames"]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Session summary files written next to a result table: ``<stem>_session.json`` and ``<stem>_session.csv``.
 
 The JSON holds the whole run summary (stats, drops, every stage's ``summary()``); the CSV has one row per face id
-with the OpenDBM-style session variables of the AU stage (``fac_AU12int_mean``, ``fac_AU12pres_pct``, emotion
-composites, ``fac_pspi_*``). Written only when the run completed.
+with the per-face session variables of every stage that reports ``faces`` (the AU stage's OpenDBM-style
+``fac_AU12int_mean``, ``fac_AU12pres_pct``, emotion composites, ``fac_pspi_*``; the behaviour stage's measures,
+docs/behaviour-analyses.md). Written only when the run completed.
 """
 from __future__ import annotations
 
@@ -35,11 +36,14 @@ def write_session(table_path: Path, summary: dict) -> list[Path]:
     jpath, cpath = session_paths(table_path)
     jpath.write_text(json.dumps(_plain(summary), indent=2, allow_nan=False), encoding="utf-8")
     written = [jpath]
-    faces: dict = {}
+    faces: dict = {}  # every stage's per-face variables side by side (the first stage wins on a shared name)
     for st in summary.get("stages", {}).values():
-        if isinstance(st, dict) and isinstance(st.get("faces"), dict) and st["faces"]:
-            faces = st["faces"]
-            break
+        if isinstance(st, dict) and isinstance(st.get("faces"), dict):
+            for fid, vals in st["faces"].items():
+                if isinstance(vals, dict):
+                    merged = faces.setdefault(fid, {})
+                    for k, v in vals.items():
+                        merged.setdefault(k, v)
     if faces:
         keys = sorted({k for v in faces.values() for k in v})
         with open(cpath, "w", newline="", encoding="utf-8") as f:

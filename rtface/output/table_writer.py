@@ -166,9 +166,9 @@ class TableWriter:
         if L.has_pose and face.pose is not None:
             p = face.pose
             j = ix["pose_Tx"]
-            row[j:j + 10] = (p.tx_cm * 10, p.ty_cm * 10, p.tz_cm * 10, math.radians(p.pitch_deg),
+            row[j:j + 11] = (p.tx_cm * 10, p.ty_cm * 10, p.tz_cm * 10, math.radians(p.pitch_deg),
                              math.radians(p.yaw_deg), math.radians(p.roll_deg), p.yaw_deg, p.pitch_deg,
-                             p.roll_deg, float(face.neutral_ready))
+                             p.roll_deg, float(face.neutral_ready), float(face.shape_frames))
         if L.au_names and face.au_intensity is not None:
             j = ix[f"{L.au_names[0]}_r"]
             k = len(L.au_names)

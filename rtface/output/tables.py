@@ -73,3 +73,27 @@ def read_results(path: str | Path, *, flat: bool = True):
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{p}: cannot read result table: {exc}") from exc
     return flatten(table) if flat else table
+
+
+def virtual_flat_columns(columns: list[str]) -> dict[str, tuple[str, int]]:
+    """For the column names of a compact table: each flat landmark name -> (block column, index in the block)."""
+    return {n: (b, j) for b in columns if b in BLOCK_AXES for j, n in enumerate(block_names(b))}
+
+
+def block_values(column) -> np.ndarray:
+    """A fixed-size list column (pyarrow Array/ChunkedArray, or a sequence of arrays such as a pandas column) ->
+    (rows, size) float64, NaN for null rows."""
+    if hasattr(column, "combine_chunks") or hasattr(column, "flatten") and hasattr(column, "type"):
+        col = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+        size = col.type.list_size
+        vals = col.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, size)
+        if col.null_count:
+            vals[np.asarray(col.is_null())] = np.nan
+        return vals
+    items = list(column)
+    size = max((len(x) for x in items if x is not None and not isinstance(x, float)), default=0)
+    out = np.full((len(items), size), np.nan)
+    for i, x in enumerate(items):
+        if x is not None and not isinstance(x, float):
+            out[i] = np.asarray(x, dtype=np.float64)
+    return out

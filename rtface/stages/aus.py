@@ -101,7 +101,8 @@ class FloorModel:
     - head pose: the face model's pose residual, scaled for the pose.
 
     Jitter and pose parts are Monte Carlo through the solver itself (non-negativity included), ``n_samples`` faces,
-    seeded; every level (quantised frames x pose scale in steps of 0.1) is computed on first use and cached.
+    seeded, simulated once each (the read-out scales exactly with their amplitude); levels (quantised frames x pose
+    scale in steps of 0.1) are combined on first use and cached.
     Without a measured single-frame floor the identity part is Monte Carlo from the identity prior too.
     """
 
@@ -122,7 +123,7 @@ class FloorModel:
             self._R = solver.readout_facs()
             self._prior = np.maximum(self._id.posterior_var_along(self._R, 0.0), 1e-12)
         self._cache: dict[tuple[float, float], np.ndarray] = {}
-        self._jit: dict[float, np.ndarray] = {}
+        self._jit: np.ndarray | None = None
         self._pose1: np.ndarray | None = None
 
     def _scale(self, yaw_deg: float, pitch_deg: float, roll_deg: float) -> float:
@@ -139,11 +140,12 @@ class FloorModel:
         return v
 
     def _combine(self, frames: float, pose_scale: float) -> np.ndarray:
+        # the NNLS read-out is positively homogeneous (reading(c d) = c reading(d) for c > 0), so the jitter and pose
+        # floors scale exactly with their amplitude: each is simulated once
+        if self._jit is None:
+            self._jit = self._simulate(jitter=1.0)
         jf = 1.0 + (1.0 / frames if 1.0 <= frames < math.inf else 0.0)
-        jit = self._jit.get(jf)
-        if jit is None:
-            jit = self._jit[jf] = self._simulate(jitter=math.sqrt(jf))
-        total = jit ** 2
+        total = jf * self._jit ** 2
         if self._pop is not None and pose_scale > 0:
             if self._pose1 is None:
                 self._pose1 = self._simulate(pose=1.0)
@@ -161,7 +163,7 @@ class FloorModel:
         m = N_COORDS
         d = np.zeros((self._n, m))
         if identity_frames is not None and self._id is not None:
-            f, dsd = self._id.F, np.sqrt(self._id.d2)
+            f, dsd = self._id.F, math.sqrt(self._id.delta2)
             x0 = rng.standard_normal((self._n, f.shape[0])) @ f + rng.standard_normal((self._n, m)) * dsd
             if identity_frames >= 1.0:
                 e = rng.standard_normal((self._n, m)) * math.sqrt(self._id.obs_var / identity_frames)
@@ -277,6 +279,7 @@ class AUStage(Stage):
             self._solver.solve(self._template, self._template)
         if self._floors is not None:
             self._floors.floors(0.0, 0.0, 0.0, 0.0)
+            self._floors.floors(0.0, 20.0, 0.0, 0.0)
 
     def floors_for(self, frames: float, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0
                    ) -> np.ndarray:

@@ -20,8 +20,10 @@ shape removed, expression kept. The person's neutral:
 Frames are ranked for the person model by their population-level expression displacement
 (``extras["expression_score"]``, cm; :class:`rtface.au.solve.ExpressionScorer`).
 
-Camera (``projection``): weak perspective by default (shape independent of focal length and distance; see
-``rtface.geometry.camera``); fx/fy/vertical_fov_deg only set the translation then.
+Camera: the head pose, translation and ``metric_cm`` are in camera coordinates from the pinhole model (fx/fy or
+vertical_fov_deg; OpenFace's convention). The face shape (``posefree_cm``) comes from ``projection``: weak
+perspective by default, so it does not depend on the focal length or the distance (``rtface.geometry.camera``);
+the pose that projection gives (``extras["shape_pose_deg"]``: yaw, pitch, roll) indexes the pose response.
 
 Thread ownership: the runner's processing thread owns the stage. The runner's commands (``calibrate_neutral``,
 ``save_neutral``, ``load_neutral``) must be called from that same thread (between frames); an internal lock also
@@ -65,6 +67,7 @@ class CanonicalParams:
     neutral_mode: str = "online"  # "online" | "population" | "file" | "none"
     neutral_file: str = ""  # .npz neutral for neutral_mode = "file"
     ready_frames: float = 4.0  # online: neutral_ready once the person's shape rests on this many effective frames
+    au_prior_frames: float = 3.0  # online: rest frames after which half of an AU-shaped rest offset is shape
     sample_every_s: float = 0.1  # online: person model keeps at most one frame per this much media time
     window_s: float = 30.0  # online: and forgets frames older than this
     keep_fraction: float = 0.3  # online: share of lowest-activity frames used as rest frames
@@ -115,7 +118,8 @@ class CanonicalStage(Stage):
         self._intr_cache: tuple[tuple[int, int], Intrinsics] | None = None
         self._t_now = 0.0  # media time of the latest frame, s
         self._person_params = PersonParams(sample_every_s=p.sample_every_s, window_s=p.window_s,
-                                           keep_fraction=p.keep_fraction, max_angle_deg=p.max_angle_deg)
+                                           keep_fraction=p.keep_fraction, max_angle_deg=p.max_angle_deg,
+                                           au_prior_frames=p.au_prior_frames)
         self._lock = threading.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
@@ -164,7 +168,8 @@ class CanonicalStage(Stage):
 
     def _new_person(self) -> PersonShape:
         assert self._pop is not None and self._posterior is not None
-        return PersonShape(self._pop.mean_cm, self._posterior, self._person_params)
+        return PersonShape(self._pop.mean_cm, self._posterior, self._person_params, self.params.calibrate_frames,
+                           au_part=self._scorer.au_part if self._scorer is not None else None)
 
     # ---- per frame ---------------------------------------------------------------------------------------------
     def process(self, image: np.ndarray, result: FrameResult) -> None:
@@ -188,10 +193,15 @@ class CanonicalStage(Stage):
 
     def _process_face(self, face: Face, intr: Intrinsics, t_s: float, still: bool) -> None:
         p = self.params
+        # head pose and metric 3D in camera coordinates come from the pinhole model (OpenFace's convention: an
+        # off-centre face's pose includes its viewing angle); the face shape and the pose the face model's pose
+        # response is indexed by come from the chosen projection (weak perspective by default, rtface.geometry.camera)
         metric = metric_landmarks(face.landmarks_px, intr, self._model, refine=p.refine_depth,
-                                  projection=p.projection)
+                                  projection="perspective")
         fit = self._solver.fit(metric)
-        posefree = fit.posefree_cm
+        shape_fit = fit if p.projection == "perspective" else self._solver.fit(
+            metric_landmarks(face.landmarks_px, intr, self._model, refine=p.refine_depth, projection=p.projection))
+        posefree = shape_fit.posefree_cm
         face.pose = fit.pose
         face.metric_cm = metric.astype(np.float32)
         face.posefree_cm = posefree.astype(np.float32)
@@ -200,7 +210,8 @@ class CanonicalStage(Stage):
             face.shape_frames = 0.0
             face.neutral_ready = False
             return
-        pose = fit.pose
+        pose = shape_fit.pose
+        face.extras["shape_pose_deg"] = (pose.yaw_deg, pose.pitch_deg, pose.roll_deg)
         offset = self._pop.pose_offset(pose.yaw_deg, pose.pitch_deg, pose.roll_deg,
                                        eye_corner_distance_px(face.landmarks_px))
         frontal = posefree - offset
@@ -223,13 +234,14 @@ class CanonicalStage(Stage):
         if person is None:
             person = self._persons[fid] = self._new_person()
         self._last_seen_s[fid] = t_s
+        person.remember(frontal)
         if self._collect_calibration(fid, person, frontal):
             return person.neutral_cm, person.frames
         if not person.locked:
             score = self._scorer.score(frontal - self._pop.mean_cm)
             face.extras["expression_score"] = score
-            pose = face.pose
-            person.observe(t_s, frontal, score, pose.yaw_deg, pose.pitch_deg)
+            yaw, pitch, _ = face.extras["shape_pose_deg"]
+            person.observe(t_s, frontal, score, yaw, pitch)
         return person.neutral_cm, person.frames
 
     def _collect_calibration(self, fid: int, person: PersonShape, frontal: np.ndarray) -> bool:

@@ -74,7 +74,7 @@ def _f32(a: np.ndarray, where: str, shape_tail: tuple[int, ...] = ()) -> np.ndar
 
 
 _FACE_FIELDS = frozenset({"id", "confidence", "bbox_px", "landmarks_px", "pose", "canonical_cm", "neutral_ready",
-                          "au", "emotion", "skipped_extras"})
+                          "shape_frames", "au", "emotion", "skipped_extras"})
 
 
 def _face_dict(face: Face, i: int, au_names: Sequence[str], emotion_names: Sequence[str],
@@ -92,6 +92,7 @@ def _face_dict(face: Face, i: int, au_names: Sequence[str], emotion_names: Seque
     if face.canonical_cm is not None and include_landmarks:
         d["canonical_cm"] = _f32(face.canonical_cm, f"{where}.canonical_cm", (3,))
     d["neutral_ready"] = bool(face.neutral_ready)
+    d["shape_frames"] = float(face.shape_frames)
     if face.au_intensity is not None:
         inten = _f32(face.au_intensity, f"{where}.au_intensity").reshape(-1)
         if len(au_names) != inten.shape[0]:
@@ -128,6 +129,7 @@ def frame_message(result: FrameResult, *, au_names: Sequence[str] = (), emotion_
     msg: dict[str, Any] = {
         "topic": TOPIC_FRAME, "v": WIRE_VERSION,
         "frame": int(m.index), "t_capture_ns": int(m.t_capture_ns), "t_media_ns": int(m.t_media_ns),
+        "still": bool(m.still),
         "width": int(m.width), "height": int(m.height), "source": str(m.source),
         "stage_ms": {str(k): float(v) for k, v in result.stage_ms.items()},
         "faces": [_face_dict(f, i, au_names, emotion_names, include_landmarks) for i, f in enumerate(result.faces)],

@@ -1,1 +1,1 @@
-"""Build-time helpers for scripts/build_au_basis.py (not part of the installed rtface package)."""
+"""Build-time helpers (renderer, MakeHuman/ICT heads, MediaPipe detection) for scripts/build_face_model.py and scripts/render_face_sets.py (not part of the installed rtface package)."""

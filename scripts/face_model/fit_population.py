@@ -5,8 +5,9 @@ the pose residual, from neutral renders of many faces, each under one camera and
 1. Pose response: within each face, the change of the pose-free shape (flattened, 1434 values, cm) from its
    near-frontal render to each turned render, regressed on the change of the pose features:
    ``y_i - y_ref = (f_i - f_ref) @ P + e_i``. Identity, camera and light cancel.
-2. Pose residual: ``e_i`` grows with the angles; its size is fitted as ``g . |angles| / 30 deg`` (zero at frontal)
-   and its principal directions, after dividing that out, scaled to their sd, form the residual factor.
+2. Pose residual: ``e_i`` grows with the angles (slope ``g`` of its RMS over |angles| / 30 deg); the factor is the
+   principal directions (scaled to their sd) of the residuals of pairs turned 20-40 deg, and the scale
+   ``g . |angles| / 30`` is normalised to 1 at those pairs' mean angles (zero at frontal).
 3. Identity modes: ``y_i - f_i @ P = m_head + beta_i @ S + r_i`` over all renders (one intercept per rendered
    head; their painted features differ), S = how MediaPipe reports each ICT identity mode (cm per unit).
 """
@@ -41,12 +42,17 @@ def fit_population(pf: np.ndarray, pose: np.ndarray, iod: np.ndarray, beta: np.n
     P, *_ = np.linalg.lstsq(df, dy, rcond=None)
     e = dy - df @ P
     energy = np.sqrt((e ** 2).mean(1))
-    gain, *_ = np.linalg.lstsq(ang, energy, rcond=None)
-    gain = np.clip(gain, 1e-3, None)
-    scale = np.maximum(ang @ gain, 0.05)
-    scaled = e / scale[:, None]
-    _, s, vt = np.linalg.svd(scaled, full_matrices=False)
-    sd = s / np.sqrt(len(scaled))
+    # growth with the angles: slope of the residual energy (an intercept absorbs what does not depend on the
+    # angle); the factor = principal directions of the residuals of the turned pairs (largest angle 20-40 deg),
+    # at their own size, and the scale is 1 at those pairs' mean angles and 0 at frontal
+    coef_e, *_ = np.linalg.lstsq(np.c_[np.ones(len(ang)), ang], energy, rcond=None)
+    slope = np.clip(coef_e[1:], 1e-4, None)
+    mid = (ang.max(1) >= 20 / 30.0) & (ang.max(1) < 40 / 30.0)
+    if mid.sum() < 20:
+        mid = np.ones(len(ang), bool)
+    gain = slope / float(ang[mid].mean(0) @ slope)
+    _, s, vt = np.linalg.svd(e[mid], full_matrices=False)
+    sd = s / np.sqrt(int(mid.sum()))
     factor = vt[:n_resid] * sd[:n_resid, None]
     # the pose-feature energy relative to the raw scale of the energies, for the report
     pose_r2 = 1.0 - float((e ** 2).sum()) / float((dy ** 2).sum())

@@ -14,34 +14,46 @@ NAMES = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12",
          "AU20", "AU23", "AU25", "AU26", "AU43")
 
 
-def test_presence_hysteresis_per_au_and_face() -> None:
-    t = PresenceTracker(2, on_threshold=1.0, off_threshold=0.5, n_on=2, n_off=3)
-    seq = [1.2, 0.8, 1.2, 1.1, 0.7, 0.4, 0.3, 0.6, 0.4, 0.4, 0.4]
-    want = [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0]  # on after 2 consecutive >= 1.0; off after 3 consecutive < 0.5
+def test_presence_timed_hysteresis_per_au_and_face() -> None:
+    """Sequence: on after on_s of media time above presence_on, off after off_s below presence_off."""
+    t = PresenceTracker(2, on_threshold=1.0, off_threshold=0.5, clear_threshold=3.0, on_s=0.05, off_s=0.09)
+    seq = [1.2, 0.8, 1.2, 1.1, 1.1, 0.7, 0.4, 0.3, 0.6, 0.4, 0.4, 0.4, 0.4]
+    want = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0]  # 30 fps: 0.067 s above, 0.1 s below
     got = []
-    for v in seq:
-        p = t.update(7, np.array([v, 0.0]))
+    for i, v in enumerate(seq):
+        p = t.update(7, np.array([v, 0.0]), i / 30.0)
         got.append(int(p[0]))
         assert not p[1]
     assert got == want
     assert t.present(8) is None  # other faces are independent
-    assert not t.update(8, np.array([2.0, 2.0])).any()
-    assert t.update(8, np.array([2.0, 2.0])).all()
+    assert not t.update(8, np.array([2.0, 2.0]), 0.0).any()  # first frame: needs clear evidence (3.0)
+    assert t.update(8, np.array([2.0, 2.0]), 0.1).all()
+    assert t.update(9, np.array([3.5, 0.0]), 0.0).tolist() == [True, False]  # clear: at once
     assert t.present(7).tolist() == [False, False]
     t.forget(8)
-    assert t.present(8) is None and t.face_ids() == [7]
+    assert t.present(8) is None and sorted(t.face_ids()) == [7, 9]
 
 
-def test_presence_single_frame_and_nan() -> None:
-    t = PresenceTracker(3, on_threshold=1.0, off_threshold=1.0, n_on=1, n_off=1)
-    assert t.update(0, np.array([1.0, 0.99, np.nan])).tolist() == [True, False, False]
-    assert t.update(0, np.array([np.nan, 1.5, 1.0])).tolist() == [False, True, True]
+def test_presence_same_rule_at_any_frame_rate() -> None:
+    for fps in (15.0, 30.0, 60.0):
+        t = PresenceTracker(1, on_threshold=1.0, off_threshold=0.5, clear_threshold=5.0, on_s=0.1, off_s=0.1)
+        on_at = next(i for i in range(100) if t.update(0, np.array([1.5]), i / fps)[0])
+        assert on_at / fps == pytest.approx(0.1, abs=1.0 / fps + 1e-9)
+
+
+def test_presence_stills_nan_and_config() -> None:
+    t = PresenceTracker(3, on_threshold=1.0, off_threshold=1.0)
+    assert t.update(0, np.array([1.0, 0.99, np.nan]), 0.0, still=True).tolist() == [True, False, False]
+    assert t.update(0, np.array([np.nan, 1.5, 1.0]), 0.0, still=True).tolist() == [False, True, True]
+    assert t.present(0) is None  # stills keep no state
     with pytest.raises(ConfigError):
         PresenceTracker(3, on_threshold=0.5, off_threshold=1.0)
     with pytest.raises(ConfigError):
-        PresenceTracker(3, n_on=0)
+        PresenceTracker(3, on_threshold=1.0, clear_threshold=0.5)
+    with pytest.raises(ConfigError):
+        PresenceTracker(3, on_s=-1.0)
     with pytest.raises(ValueError):
-        t.update(0, np.zeros(4))
+        t.update(0, np.zeros(4), 0.0)
 
 
 def test_au_number_and_emotion_members() -> None:

@@ -144,7 +144,8 @@ def _face(fid: int, canonical: np.ndarray | None, ready: bool = True) -> Face:
 def test_stage_fills_faces_and_session() -> None:
     assert stage_class("aus") is AUStage
     basis = synth_basis()
-    stage = AUStage("aus", AUParams(ridge=1e-5, n_on=2, n_off=2, noise_path="none"), basis=basis)  # exact recovery
+    stage = AUStage("aus", AUParams(ridge=1e-5, noise_path="none", face_model_path="none", presence_clear=5.0),
+                    basis=basis)  # exact recovery, no floors
     with pytest.raises(StageError):
         stage.process(np.zeros((4, 4, 3), np.uint8), _frame(0, []))
     stage.open()
@@ -166,7 +167,7 @@ def test_stage_fills_faces_and_session() -> None:
         assert f1.au_presence.dtype == bool and f1.au_presence.shape == (k,)
         np.testing.assert_allclose(f2.au_intensity, frown, atol=0.05)
         np.testing.assert_allclose(f1.au_intensity, smile * (t >= 2), atol=0.05)
-        assert f1.au_presence[i12] == (t >= 3)  # on after 2 consecutive frames >= 1.0
+        assert f1.au_presence[i12] == (t >= 3)  # on after 0.03 s >= 1.0 (the second frame at 30 fps)
         assert f2.au_presence[i4] == (t >= 1)
         assert f1.extras["pspi"] == pytest.approx(spec.pspi(f1.au_intensity, f1.au_presence))
     s = stage.summary()
@@ -187,14 +188,14 @@ def test_stage_neutral_gate_nonfinite_and_config() -> None:
     k = len(NAMES)
     facs = np.zeros(k)
     facs[0] = 2.0
-    gated = AUStage("aus", AUParams(min_neutral_ready=True, noise_path="none"), basis=basis)
+    gated = AUStage("aus", AUParams(min_neutral_ready=True, noise_path="none", face_model_path="none"), basis=basis)
     gated.open()
     res = _frame(0, [_face(1, _canonical(basis, facs), ready=False), _face(2, _canonical(basis, facs), ready=True)])
     gated.process(np.zeros((4, 4, 3), np.uint8), res)
     assert res.faces[0].au_intensity is None and res.faces[1].au_intensity is not None
     assert gated.skipped_not_ready == 1 and set(gated.summary()["faces"]) == {2}
 
-    default = AUStage("aus", AUParams(noise_path="none"), basis=basis)
+    default = AUStage("aus", AUParams(noise_path="none", face_model_path="none"), basis=basis)
     default.open()
     bad = _canonical(basis, facs)
     bad[5, 1] = np.nan
@@ -204,16 +205,17 @@ def test_stage_neutral_gate_nonfinite_and_config() -> None:
     assert res.faces[1].au_intensity is None and default.skipped_nonfinite == 1
     with pytest.raises(StageError):
         default.process(np.zeros((4, 4, 3), np.uint8), _frame(1, [_face(3, np.zeros((10, 3), np.float32))]))
-    for bad_params in (AUParams(ridge=-1), AUParams(presence_on=0.5, presence_off=1.0), AUParams(n_on=0),
-                       AUParams(upper_bound=0.0), AUParams(weight_contour=float("nan")), AUParams(noise_t=-1.0),
-                       AUParams(noise_z_warmup=float("inf"))):
+    for bad_params in (AUParams(ridge=-1), AUParams(presence_on=0.5, presence_off=1.0),
+                       AUParams(presence_on=3.0, presence_clear=2.0), AUParams(presence_on_s=-1.0),
+                       AUParams(upper_bound=0.0), AUParams(weight_contour=float("nan")), AUParams(floor_quantile=1.5),
+                       AUParams(floor_samples=2), AUParams(obs_sd_cm=float("inf"))):
         with pytest.raises(ConfigError):
             AUStage("aus", bad_params, basis=basis)
 
 
 def test_stage_forgets_stale_faces() -> None:
     basis = synth_basis()
-    stage = AUStage("aus", AUParams(), basis=basis)
+    stage = AUStage("aus", AUParams(face_model_path="none"), basis=basis)
     stage.open()
     img = np.zeros((4, 4, 3), np.uint8)
     stage.process(img, _frame(0, [_face(1, _canonical(basis, np.zeros(len(NAMES))))]))
@@ -335,28 +337,36 @@ def test_l1_term_equals_reference_qp() -> None:
         AUSolver(basis, noise=nm, noise_t=-0.5)
 
 
-def test_stage_warmup_uses_stronger_noise_floor() -> None:
+def test_stage_floors_from_jitter_and_shape_frames() -> None:
+    """Mechanism: the floor subtracted is what expressionless faces read; it shrinks as the person's shape rests on
+    more frames and is the jitter part alone with an explicit neutral."""
     basis = synth_basis()
     nm = _noise_model(scale=0.05)
-    params = AUParams(ridge=1e-5, noise_t=1.0, noise_t_warmup=3.0, noise_z=0.0, noise_z_warmup=0.0)
-    stage = AUStage("aus", params, basis=basis, noise=nm)
+    stage = AUStage("aus", AUParams(ridge=1e-5, face_model_path="none", publish_floor=True), basis=basis, noise=nm)
     stage.open()
-    solver = stage._solver
     facs = np.zeros(len(NAMES))
     facs[[2, 8]] = [3.0, 4.5]
-    canon = _canonical(basis, facs)
-    res = _frame(0, [_face(1, canon, ready=True), _face(2, canon, ready=False)])
+    res = _frame(0, [_face(1, _canonical(basis, facs))])
     stage.process(np.zeros((4, 4, 3), np.uint8), res)
-    ready, warm = res.faces
-    np.testing.assert_allclose(ready.au_intensity, np.clip(facs - 1.0 * solver.noise_facs, 0, 5), atol=0.05)
-    np.testing.assert_allclose(warm.au_intensity, np.clip(facs - 3.0 * solver.noise_facs, 0, 5), atol=0.05)
-    assert (ready.extras["au_noise_t"], warm.extras["au_noise_t"]) == (1.0, 3.0)
-    assert ready.extras["au_noise_z"] == 0.0 and warm.neutral_ready is False
-    off = AUStage("aus", AUParams(noise_path="none"), basis=basis)
+    floor = res.faces[0].extras["au_floor"]
+    assert np.all(floor >= 0) and np.all(floor < 2.0) and floor.max() > 0
+    np.testing.assert_allclose(res.faces[0].au_intensity, np.clip(facs - floor, 0, 5), atol=0.05)
+    assert np.all(stage.floors_for(2.0) >= stage.floors_for(float("inf")) - 1e-9)  # neutral jitter adds
+    off = AUStage("aus", AUParams(noise_path="none", face_model_path="none"), basis=basis)
     off.open()
-    assert off._solver.noise is None and np.all(off._solver.noise_facs == 0)
+    assert np.all(off.floors_for(0.0) == 0)  # nothing modelled: no floor
     with pytest.raises(ConfigError):
         AUStage("aus", AUParams(noise_path="/nonexistent/noise.json"), basis=basis).open()
+
+
+def test_stage_population_floors_shrink_with_shape_frames() -> None:
+    """Mechanism, shipped face model and basis: a single frame gets the population's identity floor, refined shapes
+    get less, an explicit neutral none."""
+    stage = AUStage("aus", AUParams())
+    stage.open()
+    f0, f8, finf = stage.floors_for(0.0), stage.floors_for(8.0), stage.floors_for(float("inf"))
+    assert np.all(f0 >= f8 - 1e-6) and np.all(f8 >= finf - 1e-6) and f0.sum() > 2 * finf.sum()
+    assert np.all(stage.floors_for(0.0, 30.0, 0.0, 0.0) >= f0 - 1e-6)  # a turned head adds the pose residual
 
 
 def test_noise_model_file(tmp_path: Path) -> None:
@@ -382,10 +392,12 @@ def test_noise_model_file(tmp_path: Path) -> None:
 def test_presence_per_au_thresholds() -> None:
     from rtface.au.presence import PresenceTracker
 
-    t = PresenceTracker(2, on_threshold=np.array([1.0, 2.0]), off_threshold=np.array([0.5, 1.5]), n_on=1, n_off=1)
-    np.testing.assert_array_equal(t.update(0, np.array([1.5, 1.5])), [True, False])
-    np.testing.assert_array_equal(t.update(0, np.array([0.7, 2.5])), [True, True])
-    np.testing.assert_array_equal(t.update(0, np.array([0.4, 1.4])), [False, False])
+    t = PresenceTracker(2, on_threshold=np.array([1.0, 2.0]), off_threshold=np.array([0.5, 1.5]),
+                        clear_threshold=5.0, on_s=0.0, off_s=0.0)
+    t.update(0, np.zeros(2), 0.0)
+    np.testing.assert_array_equal(t.update(0, np.array([1.5, 1.5]), 0.1), [True, False])
+    np.testing.assert_array_equal(t.update(0, np.array([0.7, 2.5]), 0.2), [True, True])
+    np.testing.assert_array_equal(t.update(0, np.array([0.4, 1.4]), 0.3), [False, False])
     with pytest.raises(ConfigError):
         PresenceTracker(2, on_threshold=np.array([1.0, 1.0]), off_threshold=np.array([0.5, 1.5]))
     with pytest.raises(ConfigError):

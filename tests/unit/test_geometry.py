@@ -13,7 +13,7 @@ import pytest
 from rtface.errors import ConfigError, DataError, StageError
 from rtface.geometry.camera import CANONICAL_TO_CAMERA_AXES, Intrinsics, metric_landmarks
 from rtface.geometry.canonical_model import load_canonical_model
-from rtface.geometry.neutral import NeutralEstimator, canonicalize, load_neutral, save_neutral
+from rtface.geometry.neutral import canonicalize, load_neutral, save_neutral
 from rtface.geometry.pose import PoseSolver, euler_xyz_from_matrix, matrix_from_euler_xyz
 from rtface.graph.stage import stage_class
 from rtface.records import Face, FrameMeta, FrameResult
@@ -85,7 +85,7 @@ def test_metric_landmarks_bad_input() -> None:
 @pytest.mark.parametrize("t", [(0, 0, 40), (8, -5, 60), (0, 0, 25)])
 def test_pose_recovered_from_synthetic_projection(angles, t) -> None:
     lm, cam = synth_landmarks(*angles, t)
-    metric = metric_landmarks(lm, INTR)
+    metric = metric_landmarks(lm, INTR, projection="perspective")
     assert np.abs(metric - cam).max() < 0.25  # cm; the MediaPipe-like z is an approximation of true depth
     fit = PoseSolver().fit(metric)
     p = fit.pose
@@ -119,94 +119,48 @@ def test_expression_survives_in_posefree() -> None:
     verts = MODEL.vertices_cm.copy()
     verts[[61, 291], 1] += 0.8  # mouth corners up 8 mm
     lm, _ = synth_landmarks(5, -15, 3, [2, 1, 45], verts=verts)
-    pf = PoseSolver().fit(metric_landmarks(lm, INTR)).posefree_cm
+    pf = PoseSolver().fit(metric_landmarks(lm, INTR, projection="perspective")).posefree_cm
     d = pf - MODEL.vertices_cm
     assert d[61, 1] == pytest.approx(0.8, abs=0.15) and d[291, 1] == pytest.approx(0.8, abs=0.15)
     others = np.setdiff1d(np.arange(478), [61, 291])
     assert np.abs(d[others]).max() < 0.25
 
 
-# ---- neutral ------------------------------------------------------------------------------------------------------
-def _frames(rng: np.random.Generator, n: int, expr_every: int, noise: float = 0.02) -> list[np.ndarray]:
-    out = []
-    for i in range(n):
-        f = MODEL.vertices_cm + rng.normal(scale=noise, size=(478, 3))
-        if expr_every and i % expr_every == expr_every - 1:
-            f[:300] += 0.5  # a big "expression"
-        out.append(f)
-    return out
+def test_weak_projection_shape_does_not_depend_on_focal_or_distance() -> None:
+    """Weak perspective (default): the pose-free shape is the same whatever focal length or distance is assumed,
+    and a far face (little perspective) is read back as the template."""
+    lm, _ = synth_landmarks(5, -20, 8, [3, -2, 400])
+    shapes = [PoseSolver().fit(metric_landmarks(lm, Intrinsics.from_config(640, 480, vertical_fov_deg=fov))).posefree_cm
+              for fov in (20.0, 63.0, 90.0)]
+    np.testing.assert_allclose(shapes[0], shapes[1], atol=1e-6)
+    np.testing.assert_allclose(shapes[0], shapes[2], atol=1e-6)
+    np.testing.assert_allclose(shapes[0], MODEL.vertices_cm, atol=0.15)
+    with pytest.raises(ConfigError, match="projection"):
+        metric_landmarks(lm, INTR, projection="fisheye")
 
 
-def test_neutral_online_robust_and_ready_rule() -> None:
-    rng = np.random.default_rng(0)
-    est = NeutralEstimator(warmup_frames=20, buffer_size=60, update_every=5, keep_fraction=0.25, max_spread_cm=0.1)
-    frames = _frames(rng, 60, expr_every=3)  # one frame in three is expressive
-    ready_at = None
-    for i, f in enumerate(frames):
-        est.update(f)
-        if est.ready and ready_at is None:
-            ready_at = i
-    assert ready_at is not None and ready_at >= 19  # not before warmup_frames buffered
-    assert np.abs(est.neutral - MODEL.vertices_cm).max() < 0.1  # expressions rejected
-    assert est.spread_cm <= 0.1
-
-
-def test_neutral_not_ready_when_spread_high() -> None:
-    rng = np.random.default_rng(1)
-    est = NeutralEstimator(warmup_frames=10, update_every=5, max_spread_cm=0.1)
-    for f in _frames(rng, 40, expr_every=0, noise=0.5):
-        est.update(f)
-    assert not est.ready and est.spread_cm > 0.1
-
-
-def test_calibrate_set_and_lock(tmp_path) -> None:
-    rng = np.random.default_rng(2)
-    est = NeutralEstimator(recent_size=5)
-    with pytest.raises(DataError):
-        est.calibrate_now()
-    for f in _frames(rng, 8, expr_every=0):
-        est.update(f)
-    n = est.calibrate_now()
-    assert est.ready and est.locked and est.n_frames == 5
-    est.update(MODEL.vertices_cm + 3.0)  # locked: online updates do not move it
-    np.testing.assert_array_equal(est.neutral, n)
-    target = MODEL.vertices_cm + 0.3
-    est.set_neutral(target)
-    np.testing.assert_allclose(est.canonicalize(target + 0.1), MODEL.vertices_cm + 0.1)
-    with pytest.raises(DataError):
-        est.set_neutral(np.zeros((10, 3)))
-    est.reset()
-    assert est.neutral is None and not est.ready
-    np.testing.assert_allclose(est.canonicalize(target), MODEL.vertices_cm)
-
-
+# ---- neutral files and the canonical stage -------------------------------------------------------------------------
 def test_neutral_save_load(tmp_path) -> None:
-    est = NeutralEstimator()
-    with pytest.raises(DataError):
-        est.save(tmp_path / "x.npz")
     neutral = MODEL.vertices_cm + 0.25
-    est.set_neutral(neutral, n_frames=12)
-    path = est.save(tmp_path / "p01", person="P01")
+    path = save_neutral(tmp_path / "p01", neutral, 12, person="P01")
     assert path.suffix == ".npz"
-    est2 = NeutralEstimator()
-    meta = est2.load(path)
+    back, meta = load_neutral(path)
     assert meta["format_version"] == 1 and meta["n_frames"] == 12 and meta["person"] == "P01"
     assert meta["created"]
-    np.testing.assert_allclose(est2.neutral, neutral)
-    assert est2.ready
+    np.testing.assert_allclose(back, neutral)
     bad = tmp_path / "bad.npz"
     np.savez(bad, neutral_cm=np.zeros((478, 3)), format_version=np.array(99))
     with pytest.raises(DataError, match="format_version"):
         load_neutral(bad)
     with pytest.raises(DataError):
         load_neutral(tmp_path / "missing.npz")
-    save_neutral(tmp_path / "ok.npz", neutral, 3)
-    np.testing.assert_allclose(canonicalize(neutral, load_neutral(tmp_path / "ok.npz")[0]), MODEL.vertices_cm)
+    with pytest.raises(DataError):
+        save_neutral(tmp_path / "short.npz", np.zeros((10, 3)), 1)
+    np.testing.assert_allclose(canonicalize(neutral, back), MODEL.vertices_cm)
 
 
-# ---- stage logic --------------------------------------------------------------------------------------------------
-def _result(index: int, faces: list[tuple[int, np.ndarray]]) -> FrameResult:
-    res = FrameResult(FrameMeta(index, 0, 0, 640, 480))
+def _result(index: int, faces: list[tuple[int, np.ndarray]], still: bool = False, fps: float = 30.0) -> FrameResult:
+    res = FrameResult(FrameMeta(index, 0, int(index * 1e9 / fps), 640, 480, "synthetic", still))
     for fid, lm in faces:
         res.faces.append(Face(fid, 1.0, np.zeros(4, np.float32), lm))
     return res
@@ -219,34 +173,44 @@ def test_stage_registered_and_config_errors() -> None:
         CanonicalStage("c", CanonicalParams(neutral_mode="bogus"))
     with pytest.raises(ConfigError, match="neutral_file"):
         CanonicalStage("c", CanonicalParams(neutral_mode="file"))
-    with pytest.raises(ConfigError, match="warmup_frames"):
-        CanonicalStage("c", CanonicalParams(warmup_frames=0))
+    with pytest.raises(ConfigError, match="projection"):
+        CanonicalStage("c", CanonicalParams(projection="fisheye"))
+    with pytest.raises(ConfigError, match="keep_fraction"):
+        CanonicalStage("c", CanonicalParams(keep_fraction=0.0))
+    with pytest.raises(ConfigError, match="face_model_path"):
+        CanonicalStage("c", CanonicalParams(face_model_path="/nonexistent/face_model.npz")).open()
 
 
-def test_stage_online_two_faces_and_forget() -> None:
-    st = CanonicalStage("canonical", CanonicalParams(warmup_frames=5, neutral_update_every=2,
-                                                     forget_after_frames=3))
+def test_stage_online_two_faces_refines_and_forgets() -> None:
+    """Mechanism: a sequence refines each tracked face's shape from its frames; stills never do."""
+    st = CanonicalStage("canonical", CanonicalParams(forget_after_s=0.3))
     st.open()
     lm_a, _ = synth_landmarks(0, 10, 0, [-8, 0, 50])
     lm_b, _ = synth_landmarks(0, -10, 0, [8, 0, 50])
-    for i in range(8):
+    dev = []
+    for i in range(90):
         res = _result(i, [(1, lm_a), (2, lm_b)])
         st.process(np.zeros((480, 640, 3), np.uint8), res)
+        dev.append(float(np.sqrt(((res.faces[0].canonical_cm - MODEL.vertices_cm)[:468] ** 2).mean())))
     fa, fb = res.faces
     assert fa.pose.yaw_deg == pytest.approx(10, abs=0.5) and fb.pose.yaw_deg == pytest.approx(-10, abs=0.5)
     for f in (fa, fb):
         assert f.metric_cm.dtype == np.float32 and f.metric_cm.shape == (478, 3)
         assert f.posefree_cm.shape == (478, 3) and f.canonical_cm.shape == (478, 3)
-        assert f.neutral_ready
-        np.testing.assert_allclose(f.canonical_cm, MODEL.vertices_cm, atol=1e-3)  # no expression
-    for i in range(8, 13):  # face 2 leaves; its estimator is dropped after forget_after_frames
+        assert f.shape_frames >= 4 and f.neutral_ready
+    # the same frame over and over is this person's neutral: what is left of it shrinks as the shape is refined
+    assert dev[-1] < 0.5 * dev[0]
+    for i in range(90, 105):  # face 2 leaves; its person model is dropped after forget_after_s of media time
         st.process(np.zeros((480, 640, 3), np.uint8), _result(i, [(1, lm_a)]))
-    assert st.neutral_estimator(1) is not None and st.neutral_estimator(2) is None
+    assert st.person_shape(1) is not None and st.person_shape(2) is None
+    still = _result(0, [(0, lm_a)], still=True)
+    st.process(None, still)
+    assert still.faces[0].shape_frames == 0.0 and not still.faces[0].neutral_ready
     st.close()
     st.close()
 
 
-def test_stage_modes_none_and_file(tmp_path) -> None:
+def test_stage_modes_none_population_and_file(tmp_path) -> None:
     lm, _ = synth_landmarks(0, 0, 0, [0, 0, 40])
     st = CanonicalStage("c", CanonicalParams(neutral_mode="none"))
     st.open()
@@ -256,17 +220,23 @@ def test_stage_modes_none_and_file(tmp_path) -> None:
     assert not res.faces[0].neutral_ready
     with pytest.raises(StageError):
         st.calibrate_neutral()
+    st = CanonicalStage("c", CanonicalParams(neutral_mode="population"))
+    st.open()
+    for i in range(20):
+        res = _result(i, [(0, lm)])
+        st.process(None, res)
+    assert res.faces[0].shape_frames == 0.0 and st.person_shape(0) is None
     path = save_neutral(tmp_path / "n.npz", MODEL.vertices_cm - 0.5, 1)
-    st = CanonicalStage("c", CanonicalParams(neutral_mode="file", neutral_file=str(path)))
+    st = CanonicalStage("c", CanonicalParams(neutral_mode="file", neutral_file=str(path), projection="perspective"))
     st.open()
     res = _result(0, [(0, lm)])
     st.process(None, res)
-    assert res.faces[0].neutral_ready
-    np.testing.assert_allclose(res.faces[0].canonical_cm, MODEL.vertices_cm + 0.5, atol=0.1)
+    assert res.faces[0].neutral_ready and math.isinf(res.faces[0].shape_frames)
+    np.testing.assert_allclose(res.faces[0].canonical_cm[:468], MODEL.vertices_cm[:468] + 0.5, atol=0.1)
 
 
 def test_stage_calibrate_save_load(tmp_path) -> None:
-    st = CanonicalStage("c", CanonicalParams(calibrate_frames=3, warmup_frames=100))
+    st = CanonicalStage("c", CanonicalParams(calibrate_frames=3))
     st.open()
     neutral_lm, _ = synth_landmarks(0, 0, 0, [0, 0, 40])
     verts = MODEL.vertices_cm.copy()
@@ -275,21 +245,21 @@ def test_stage_calibrate_save_load(tmp_path) -> None:
     st.calibrate_neutral(7)  # deferred: face 7 not seen yet -> next 3 frames
     for i in range(3):
         st.process(None, _result(i, [(7, neutral_lm)]))
-    assert st.neutral_estimator(7).locked
+    assert st.person_shape(7).locked
     res = _result(3, [(7, smile_lm)])
     st.process(None, res)
     assert res.faces[0].neutral_ready
     assert res.faces[0].canonical_cm[61, 1] - MODEL.vertices_cm[61, 1] == pytest.approx(0.8, abs=0.15)
-    for i in range(4, 7):  # immediate calibration from the last 3 frames (all smiles) for every face
+    for i in range(4, 80):  # immediate calibration from the last frames (all smiles) for every face
         st.process(None, _result(i, [(7, smile_lm)]))
     assert st.calibrate_neutral(None) == [7]
-    res = _result(7, [(7, smile_lm)])
+    res = _result(80, [(7, smile_lm)])
     st.process(None, res)
     assert np.abs(res.faces[0].canonical_cm - MODEL.vertices_cm).max() < 1e-3
     path = st.save_neutral(7, tmp_path / "face7.npz")
     assert load_neutral(path)[1]["face_id"] == "7"
     st.load_neutral(9, path)
-    assert st.neutral_estimator(9).ready
+    assert st.person_shape(9).locked
     with pytest.raises(StageError):
         st.save_neutral(42, tmp_path / "none.npz")
     assert math.isfinite(res.faces[0].pose.tz_cm)

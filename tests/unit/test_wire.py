@@ -162,7 +162,7 @@ def test_frame_message_minimal_face():
         (41, 1_000_000_000, 1_367_000_000, 640, 360, "single_face.mp4")
     assert msg["stage_ms"] == {"landmarks": 8.5, "pose": 0.4}
     (f,) = msg["faces"]
-    assert set(f) == {"id", "confidence", "bbox_px", "landmarks_px", "neutral_ready"}
+    assert set(f) == {"id", "confidence", "bbox_px", "landmarks_px", "neutral_ready", "shape_frames"}
     assert f["landmarks_px"].shape == (N_LANDMARKS, 3) and f["landmarks_px"].dtype == np.float32
     np.testing.assert_array_equal(f["landmarks_px"], make_face(False).landmarks_px)
     assert f["neutral_ready"] is False

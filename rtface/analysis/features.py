@@ -1,0 +1,124 @@
+"""Per-face frame features: one :class:`FaceAccumulator` per face id, fed frame by frame.
+
+The same object serves a live stream (the behaviour stage feeds it each published face) and a result table
+(:mod:`rtface.analysis.table_input` feeds it each row), so both give the same numbers. Per frame it stores
+scalars only (about 100 float64 values: AUs, emotions, pose, head speed, landmark asymmetry and kinematics per
+region, eye signals), never the landmarks, so a session costs ~0.8 kB per face per frame (~90 MB for an hour
+at 30 fps). :meth:`frame_table` adds the per-frame quantities that are pure functions of stored columns
+(OpenDBM composites, ``expressivity``, eye closure).
+
+Thread ownership: an accumulator belongs to the thread that calls ``add`` (the processing thread for the stage).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from rtface.analysis import asymmetry, blinks, kinematics
+from rtface.analysis.expressivity import Composites
+from rtface.analysis.mesh import REPORT_REGIONS
+
+POSE_COLS = ("pitch", "yaw", "roll", "tx_cm", "ty_cm", "tz_cm")
+
+
+class FaceAccumulator:
+    """Stores the per-frame features of one face (module doc)."""
+
+    def __init__(self, face_id: int, au_names=(), emotion_names=(), lr_aus=(), *, tau_s: float = 0.05,
+                 max_gap_s: float = 0.5) -> None:
+        self.face_id = int(face_id)
+        self.au_names, self.emotion_names, self.lr_aus = tuple(au_names), tuple(emotion_names), tuple(lr_aus)
+        cols = ["t", "frame", "confidence", "neutral_ready"]
+        cols += [f"{a}_r" for a in self.au_names] + [f"{a}_c" for a in self.au_names]
+        cols += [f"au_asym_{a}" for a in self.lr_aus]
+        cols += [f"emotion_{e}" for e in self.emotion_names]
+        cols += list(POSE_COLS) + ["head_angspeed", "head_speed"]
+        cols += [f"asym_{r}" for r in REPORT_REGIONS]
+        cols += [f"{k}_{r}" for k in ("speed", "acc", "jerk") for r in REPORT_REGIONS]
+        cols += ["lid_l", "lid_r", "closure_l", "closure_r", "blink", "blink_duration_ms"]
+        self.columns = tuple(cols)
+        self._ix = {c: i for i, c in enumerate(cols)}
+        self._buf = np.full((256, len(cols)), np.nan)
+        self.n = 0
+        self._kin = kinematics.LandmarkKinematics(tau_s, max_gap_s)
+        self._head = kinematics.HeadKinematics(max_gap_s)
+        self._comp = Composites(self.au_names)
+
+    def add(self, t_s: float, frame: int, *, confidence: float = math.nan, neutral_ready: float = math.nan,
+            au_r=None, au_c=None, au_lr=None, emotion=None, pose=None, canonical=None, mesh_px=None,
+            closure=None, blink=None) -> None:
+        """One frame of this face. ``pose``: (pitch, yaw, roll deg, tx, ty, tz cm); ``canonical``: (478, 3) cm;
+        ``mesh_px``: (478, 2+) image points (only for the fallback lid ratio); ``au_lr``: {AU: (L, R)};
+        ``closure``: (left, right) 0-1; ``blink``: (flag, duration ms)."""
+        if self.n == len(self._buf):
+            self._buf = np.concatenate([self._buf, np.full_like(self._buf, np.nan)])
+        row = self._buf[self.n]
+        ix = self._ix
+        row[ix["t"]], row[ix["frame"]] = t_s, frame
+        row[ix["confidence"]], row[ix["neutral_ready"]] = confidence, neutral_ready
+        k = len(self.au_names)
+        if k and au_r is not None:
+            j = ix[f"{self.au_names[0]}_r"]
+            row[j:j + k] = au_r
+            if au_c is not None:
+                row[j + k:j + 2 * k] = au_c
+        if au_lr:
+            for a, (left, right) in au_lr.items():
+                if a in self.lr_aus:
+                    row[ix[f"au_asym_{a}"]] = float(left) - float(right)
+        if self.emotion_names and emotion is not None:
+            j = ix[f"emotion_{self.emotion_names[0]}"]
+            row[j:j + len(self.emotion_names)] = emotion
+        if pose is not None:
+            j = ix["pitch"]
+            row[j:j + 6] = pose
+            ang, lin = self._head.update(t_s, pose[0], pose[1], pose[2], np.asarray(pose[3:6], float))
+            row[ix["head_angspeed"]], row[ix["head_speed"]] = ang, lin
+        pts = None if canonical is None else np.asarray(canonical, dtype=np.float64)
+        if pts is not None and np.all(np.isfinite(pts)):
+            for r, v in asymmetry.region_asymmetry(pts).items():
+                row[ix[f"asym_{r}"]] = v
+        for name, v in self._kin.update(t_s, pts).items():
+            row[ix[name]] = v
+        if closure is not None:
+            row[ix["closure_l"]], row[ix["closure_r"]] = closure
+        elif mesh_px is not None:
+            left, right = blinks.lid_ratios(np.asarray(mesh_px))
+            row[ix["lid_l"]], row[ix["lid_r"]] = left, right
+        if blink is not None:
+            row[ix["blink"]], row[ix["blink_duration_ms"]] = blink
+        self.n += 1
+
+    def frame_table(self, start: int = 0) -> dict[str, np.ndarray]:
+        """{column: (n,) values} of frames ``start:``, plus composites, ``expressivity``, ``closure``."""
+        b = self._buf[start:self.n]
+        d = {c: b[:, i] for i, c in enumerate(self.columns)}
+        k = len(self.au_names)
+        if k:
+            x = np.stack([d[f"{a}_r"] for a in self.au_names], 1)
+            p = np.stack([d[f"{a}_c"] for a in self.au_names], 1)
+            d.update(self._comp.compute(x, np.nan_to_num(p)))
+            d["expressivity"] = nanmean(x, axis=1)
+        else:
+            d["expressivity"] = np.full(len(b), np.nan)
+        d.update(closure_columns(d))
+        return d
+
+
+def closure_columns(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{"closure": mean eye closure, "closure_source": ...}: the given closure, else the lid-ratio fallback."""
+    given = nanmean(np.stack([d["closure_l"], d["closure_r"]]), axis=0)
+    if len(d["t"]) and np.any(np.isfinite(given)):
+        return {"closure": given, "closure_source": np.array(["eye_closure"])}
+    fb = [blinks.closure_from_ratio(d[c]) for c in ("lid_l", "lid_r")]
+    c = nanmean(np.stack(fb), axis=0)
+    return {"closure": c, "closure_source": np.array(["landmarks" if np.any(np.isfinite(c)) else "none"])}
+
+
+def nanmean(x: np.ndarray, axis=None):
+    """np.nanmean without the warning for all-NaN slices (they give NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(x, axis=axis)

@@ -1,0 +1,136 @@
+"""Behaviour stage: per-face behaviour measures live (rolling window) and per session.
+
+Reads what earlier stages wrote on each ``Face`` (AU intensities/presence, emotions, pose, ``canonical_cm``, image
+landmarks, and the eyes stage's ``eye_closure_l`` / ``eye_closure_r`` / ``blink`` / ``blink_duration_ms`` extras
+when that stage runs) and feeds one :class:`rtface.analysis.features.FaceAccumulator` per face id: the same code
+``rtface analyze`` runs on a result table, so the session values agree with it.
+
+Live: ``face.extras["behaviour"]`` = the rolling-window values over the last ``window_s`` of media time
+(:func:`rtface.analysis.summary.window_measures`: expressivity, fac_comintsoft, asym_face (cm), speed_face and
+speed_mouth (cm/s), head_angspeed (deg/s), blink_rate_min, perclos, frames), at most every ``publish_every_s``
+(0 = every frame). Session: :meth:`summary` -> ``{"faces": {id: measures}, "dyads": [...]}`` (in
+``_session.json/.csv`` and the ``rtface.v1.session`` message). The AU and emotion names come from the engine
+(:meth:`bind_names`, called by the runner once every stage is open).
+
+Thread ownership: the runner's processing thread owns the stage; :meth:`analysis` is called from it at close.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rtface.analysis.features import FaceAccumulator
+from rtface.analysis.session import Analysis, AnalysisSettings, analyze_accumulators, dyads_plain
+from rtface.analysis.summary import window_measures
+from rtface.errors import ConfigError
+from rtface.graph.stage import Stage, register_stage
+from rtface.records import FrameResult
+
+_EYE = ("eye_closure_l", "eye_closure_r")
+
+
+@dataclass(frozen=True)
+class BehaviourParams:
+    window_s: float = 10.0  # rolling window on the stream and in the windows table, s of media time
+    publish_every_s: float = 0.0  # media time between two rolling values of one face (0 = every frame)
+    tau_s: float = 0.05  # landmark low-pass before differentiation (kinematics), s
+    max_faces: int = 16  # faces tracked at once; further ids are counted in skipped_faces, not analysed
+
+    def __post_init__(self) -> None:
+        if not (self.window_s > 0 and self.publish_every_s >= 0 and self.tau_s >= 0 and self.max_faces >= 1):
+            raise ConfigError(f"behaviour stage: window_s > 0, publish_every_s >= 0, tau_s >= 0, max_faces >= 1 "
+                              f"(got {self.window_s}, {self.publish_every_s}, {self.tau_s}, {self.max_faces})")
+
+
+@register_stage
+class BehaviourStage(Stage):
+    kind = "behaviour"
+    inputs = ("landmarks",)
+    outputs = ("behaviour",)
+    Params = BehaviourParams
+
+    def __init__(self, name: str, params: BehaviourParams) -> None:
+        super().__init__(name, params)
+        self.au_names: tuple[str, ...] = ()
+        self.emotion_names: tuple[str, ...] = ()
+        self._accs: dict[int, FaceAccumulator] = {}
+        self._last_pub: dict[int, float] = {}
+        self.skipped_faces = 0
+        self.frames_without_face = 0
+        self.frames = 0
+
+    def bind_names(self, *, aus: tuple[str, ...] = (), emotion: tuple[str, ...] = ()) -> None:
+        """AU and emotion names of this pipeline (the runner calls it once every stage is open)."""
+        self.au_names, self.emotion_names = tuple(aus), tuple(emotion)
+
+    def warmup(self) -> None:
+        """Load the mesh regions / mirror pairs and run the per-frame code once, before the first frame."""
+        from rtface.analysis.mesh import mirror_pairs, regions
+
+        regions()
+        mirror_pairs()
+        acc = FaceAccumulator(-1, self.au_names, self.emotion_names)
+        pts = np.zeros((478, 3))
+        pts[:, 0] = np.arange(478) * 0.01
+        for k in range(3):
+            acc.add(k / 30, k, canonical=pts, mesh_px=pts, pose=(0, 0, 0, 0, 0, 60))
+        window_measures(acc.frame_table(), 2 / 30, self.params.window_s)
+
+    def _acc(self, fid: int) -> FaceAccumulator | None:
+        acc = self._accs.get(fid)
+        if acc is None:
+            if len(self._accs) >= self.params.max_faces:
+                self.skipped_faces += 1
+                return None
+            acc = self._accs[fid] = FaceAccumulator(fid, self.au_names, self.emotion_names,
+                                                    tau_s=self.params.tau_s)
+        return acc
+
+    def process(self, image: np.ndarray, result: FrameResult) -> None:
+        m = result.meta
+        t = m.t_media_ns / 1e9
+        self.frames += 1
+        if not result.faces:
+            self.frames_without_face += 1
+        for face in result.faces:
+            acc = self._acc(int(face.face_id))
+            if acc is None:
+                continue
+            p = face.pose
+            pose = None if p is None else (p.pitch_deg, p.yaw_deg, p.roll_deg, p.tx_cm, p.ty_cm, p.tz_cm)
+            ex = face.extras
+            closure = (float(ex[_EYE[0]]), float(ex[_EYE[1]])) if all(k in ex for k in _EYE) else None
+            blink = (float(ex["blink"]), float(ex.get("blink_duration_ms", math.nan))) if "blink" in ex else None
+            k = len(self.au_names)
+            au_r = face.au_intensity if face.au_intensity is not None and len(face.au_intensity) == k else None
+            au_c = None
+            if au_r is not None and face.au_presence is not None:
+                au_c = np.asarray(face.au_presence, dtype=np.float64)
+            emo = face.emotion if face.emotion is not None and len(face.emotion) == len(self.emotion_names) else None
+            acc.add(t, m.index, confidence=float(face.confidence), neutral_ready=float(face.neutral_ready),
+                    au_r=au_r, au_c=au_c, emotion=emo, pose=pose, canonical=face.canonical_cm,
+                    mesh_px=face.landmarks_px if closure is None else None, closure=closure, blink=blink)
+            last = self._last_pub.get(acc.face_id, -math.inf)
+            if t - last >= self.params.publish_every_s:
+                self._last_pub[acc.face_id] = t
+                face.extras["behaviour"] = self._rolling(acc, t)
+
+    def _rolling(self, acc: FaceAccumulator, t: float) -> dict[str, float]:
+        ts = acc._buf[:acc.n, 0]
+        start = int(np.searchsorted(ts, t - self.params.window_s, side="right"))
+        vals = window_measures(acc.frame_table(start), t, self.params.window_s)
+        return {k: float(v) for k, v in vals.items() if k != "t_end"}
+
+    def analysis(self, quality: dict | None = None) -> Analysis:
+        """The full analysis (measures, windows, pairs, frame tables) of every face seen so far."""
+        q = {"frames": self.frames, "frames_without_face": self.frames_without_face, "landmarks": "canonical",
+             "skipped_faces": self.skipped_faces, **(quality or {})}
+        return analyze_accumulators(self._accs, q, AnalysisSettings(window_s=self.params.window_s))
+
+    def summary(self) -> dict[str, Any]:
+        a = self.analysis()
+        return {"faces": a.faces, "dyads": dyads_plain(a.dyads), "window_s": self.params.window_s,
+                "skipped_faces": self.skipped_faces}
