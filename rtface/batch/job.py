@@ -34,8 +34,11 @@ def job_config(job: dict, config: str | None):
     src = {"spec": job["input"], "realtime": False, "loop": False, "start_frame": int(job.get("start", 0)),
            "stop_frame": int(job.get("stop", 0))}
     eng = {} if job.get("pipeline", True) else {"pipeline": False}  # a worker per core: one thread each
-    return with_overrides(cfg, source=src, publish={"enabled": False}, control={"enabled": False},
-                          output={"path": job["output"], "overwrite": True}, engine=eng)
+    out = {"path": job["output"], "overwrite": True}
+    if int(job.get("chunk", -1)) >= 0:
+        out["analyze"] = False  # a chunk's table is a part: the merged table is analysed (rtface.batch.runner)
+    return with_overrides(cfg, source=src, publish={"enabled": False}, control={"enabled": False}, output=out,
+                          engine=eng)
 
 
 def run_job(job: dict, config: str | None, *, on_progress: Callable[[int], None] | None = None,

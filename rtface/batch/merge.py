@@ -145,3 +145,18 @@ def _session(merged, parts: list[dict]) -> dict:
                 acc.add(int(fids[i]), r[i], c[i] > 0.5)
         summary["stages"]["aus"] = {"names": names, "pspi_threshold": threshold, "faces": acc.summary()}
     return summary
+
+
+def analyze_merged(table: Path) -> list[Path]:
+    """Behaviour analysis files and report of a merged table (what ``[output] analyze`` gives a one-pass run);
+    [] and a warning if it fails (the table stays complete)."""
+    import logging
+
+    try:
+        from rtface.analysis.session import analyze_table, write_outputs
+
+        return write_outputs(analyze_table(table), table)
+    except Exception as exc:  # noqa: BLE001
+        logging.getLogger("rtface").warning("behaviour analysis of %s failed (the table is complete): %s: %s",
+                                            table, type(exc).__name__, exc)
+        return []

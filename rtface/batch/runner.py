@@ -182,7 +182,7 @@ def run_batch(opts: BatchOptions) -> int:
                         prog.inputs_done += 1
                     elif all(manifest.finished(c.id, inp.key, digest, c.output) for c in chunks[j.name]):
                         _merge(j.name, chunks[j.name], final_of[j.name], opts.fmt, manifest, inp, digest, prog,
-                               failures)
+                               failures, analyze=cfg.output.analyze)
                     continue
                 if ev.get("interrupted") and stopping.is_set():
                     continue  # not an attempt: it runs again on resume
@@ -211,11 +211,13 @@ def run_batch(opts: BatchOptions) -> int:
                    got_signal, stream)
 
 
-def _merge(name, parts, final, fmt, manifest, inp, digest, prog, failures) -> None:
-    from rtface.batch.merge import merge_chunks
+def _merge(name, parts, final, fmt, manifest, inp, digest, prog, failures, *, analyze: bool) -> None:
+    from rtface.batch.merge import analyze_merged, merge_chunks
 
     try:
         res = merge_chunks([p.to_dict() for p in parts], Path(final), fmt=fmt)
+        if analyze:  # as a one-pass run's close() does: behaviour files + report beside the table
+            analyze_merged(Path(final))
     except Exception as exc:  # noqa: BLE001 - reported like a failed job
         failures[name] = f"merging {len(parts)} chunks failed: {type(exc).__name__}: {exc}"
         manifest.append(job=name, input=inp.path, key=inp.key, config=digest, status="failed", output=final,

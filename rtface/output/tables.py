@@ -48,7 +48,10 @@ def flatten(table):
         for j, name in enumerate(block_names(b)):
             flat[name] = pa.array(values[:, j], pa.float32())
     # flat order: head scalars, ibug blocks, tail scalars, mesh blocks (rtface.output.columns.TableLayout.columns)
-    head_end = names.index("neutral_ready") + 1 if "neutral_ready" in names else names.index("bbox_y1") + 1
+    from rtface.output.columns import BASE, POSE
+
+    head = set(BASE) | set(POSE)
+    head_end = max((i for i, n in enumerate(names) if n in head), default=-1) + 1
     order = names[:head_end] + [n for b in ("ibug_xy", "ibug_XYZ") if b in blocks for n in block_names(b)]
     order += names[head_end:] + [n for b in ("mp_xyz", "c_XYZ") if b in blocks for n in block_names(b)]
     cols = dict(zip(names, arrays))
