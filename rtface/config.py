@@ -3,7 +3,7 @@
 Layout of a config file::
 
     [source]    spec, realtime, loop, fps
-    [engine]    ring_slots, max_frames, stats_interval_s, pipeline
+    [engine]    ring_slots, max_frames, stats_interval_s, pipeline, pipeline_live
     [publish]   enabled, endpoint, sndhwm, include_landmarks
     [output]    path, write_canonical
     [control]   enabled, endpoint
@@ -80,7 +80,8 @@ class EngineSettings:
     ring_slots: int = 8  # power of two
     max_frames: int = 0  # stop after this many frames (0 = until the source ends)
     stats_interval_s: float = 1.0  # heartbeat period, s (at least MIN_STATS_INTERVAL_S)
-    pipeline: bool = True  # landmarks on a front thread, later stages/publish/write overlap (rtface.graph.pipeline)
+    pipeline: bool = True  # file runs: landmarks on a front thread, later stages/publish/write overlap with it
+    pipeline_live: bool = False  # live sources too (more frames per second when processing is slower than the camera)
 
     def __post_init__(self) -> None:
         _require(self.max_frames >= 0, "max_frames", "must be >= 0 (0 = until the source ends)", self.max_frames)

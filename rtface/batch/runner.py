@@ -147,15 +147,16 @@ def run_batch(opts: BatchOptions) -> int:
           f"{skipped_inputs} input(s) already done), {min(workers, max(len(pending), 1))} {opts.backend} "
           f"worker(s) -> {out}", file=stream, flush=True)
     backend = None
+    stop_sent = False
     running: dict[str, Job] = {}
     try:
         if pending:
             backend = _backend(opts, min(workers, len(pending)))
         pipeline = min(workers, len(pending) or 1) < n_cores  # fewer workers than cores: pipelined engines
         while (pending or running) and backend is not None:
-            if stopping.is_set() and not getattr(backend, "_stop_sent", False):
+            if stopping.is_set() and not stop_sent:
                 backend.stop()
-                backend._stop_sent = True
+                stop_sent = True
                 pending.clear()
             while pending and backend.free() > 0 and not stopping.is_set():
                 j = pending.pop(0)

@@ -8,7 +8,8 @@ engine's semantics (every frame of a file, the newest frame of a live source) do
 Threads:
 - the *front* thread (``FrontThread``) owns the ring's read side and the leading stage(s); it reads a frame into
   one of ``depth + 2`` rotating image buffers, runs its stages and puts ``(frame, result)`` into a queue of
-  ``depth`` items (blocking while it is full: backpressure for files; live sources overwrite in the ring);
+  ``depth`` items (blocking while it is full: backpressure for files; for live sources a newer frame replaces one
+  still waiting, counted in ``stale``, so the processing thread always gets the newest);
 - the processing thread (the one iterating ``Engine.results()``) takes items with :meth:`FrontThread.get` and owns
   every later stage, the publisher, the control server and the writer.
 A buffer is reused only after ``depth + 1`` later frames were taken, i.e. once the processing thread finished with
@@ -24,6 +25,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +56,7 @@ class FrontThread:
         self._switch = float(switch_interval_s)
         self._saved_switch: float | None = None
         self.frames = 0  # frames the front thread finished (front thread writes)
+        self.stale = 0  # live: landmarked frames replaced by a newer one before the processing thread took them
         self.wait_put_s = 0.0  # time the front thread waited for room in the queue (processing thread slower)
 
     def start(self) -> "FrontThread":
@@ -93,8 +96,18 @@ class FrontThread:
 
     # ------------------------------------------------------------------ front thread
     def _put(self, item: tuple[str, Any]) -> bool:
-        import time
-
+        if self.live and item[0] == ITEM:  # newest wins: a frame waiting for the processing thread goes stale
+            while not self._stop.is_set():
+                try:
+                    self._q.put_nowait(item)
+                    return True
+                except queue.Full:
+                    try:
+                        self._q.get_nowait()
+                        self.stale += 1
+                    except queue.Empty:
+                        pass
+            return False
         t0 = time.perf_counter()
         while not self._stop.is_set():
             try:

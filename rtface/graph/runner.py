@@ -281,14 +281,20 @@ class Engine:
             d["source"] = self.grabber.stats()
         if self.ring is not None:
             d["ring"] = self.ring.stats()
+        if self.front is not None:
+            d["pipeline"] = {"stale": self.front.stale}  # live: landmarked frames replaced by newer ones
         d["stage_errors"] = dict(self.stats.stage_errors)
         if self.publisher is not None:
             d["publisher"] = {"sent": getattr(self.publisher, "sent", 0)}
         return d
 
     def _n_front(self) -> int:
-        """How many leading stages run on the front thread (0 = not pipelined)."""
-        return 1 if self.config.engine.pipeline and self._slots else 0
+        """How many leading stages run on the front thread (0 = not pipelined). Live sources run serially unless
+        ``pipeline_live``: at camera rates the pipeline adds no frames, only a second busy thread (measured: live
+        p99 capture-to-subscriber 21-167 ms pipelined against 26-29 ms serial, benchmarks/bench_engine.py)."""
+        e = self.config.engine
+        on = e.pipeline and (e.pipeline_live or not self.live)
+        return 1 if on and self._slots else 0
 
     def _front(self, frame) -> FrameResult:
         """A ring frame -> its FrameResult with the leading stages run (front thread, or processing thread)."""

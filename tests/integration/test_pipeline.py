@@ -14,9 +14,10 @@ from tests.conftest import SAMPLE_VIDEO
 PLUG = "tests.integration.stage_plugins"
 
 
-def engine(stages, pipeline=True, **source) -> Engine:
+def engine(stages, pipeline=True, live=False, **source) -> Engine:
     return Engine(config_from_dict({"source": {"spec": str(SAMPLE_VIDEO), **source},
-                                    "engine": {"pipeline": pipeline}, "publish": {"enabled": False},
+                                    "engine": {"pipeline": pipeline, "pipeline_live": live},
+                                    "publish": {"enabled": False},
                                     "control": {"enabled": False}, "stages": stages}))
 
 
@@ -53,8 +54,17 @@ def test_an_error_in_the_leading_stage_ends_the_run_with_it():
 
 
 def test_stop_ends_a_pipelined_live_run():
-    e = engine([{"kind": "landmarks"}, {"kind": "canonical"}], realtime=True, loop=True)
+    e = engine([{"kind": "landmarks"}, {"kind": "canonical"}], live=True, realtime=True, loop=True)
     for n, r in enumerate(e.results()):
         if n == 20:
             e.stop()
     assert e.outcome == "stopped" and not e.front.alive and not e.grabber.alive
+    assert "stale" in e.drops()["pipeline"]
+
+
+def test_live_sources_run_serially_unless_asked():
+    e = engine([{"kind": "landmarks"}, {"kind": "canonical"}], realtime=True, loop=True)
+    for n, r in enumerate(e.results()):
+        if n == 5:
+            e.stop()
+    assert e.front is None and e.outcome == "stopped"
