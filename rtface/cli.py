@@ -91,7 +91,7 @@ def _run_engine(engine, signals: dict) -> int:
           f"kernels) ...", file=sys.stderr)
     t_first = None
     try:
-        engine.open()
+        engine.open(wait=False)  # results() waits for the stages still loading; the banner needs only the sockets
         print(_banner(engine), file=sys.stderr, flush=True)
         for _ in engine.results():
             now = time.monotonic()

@@ -63,6 +63,8 @@ class Engine:
         self.complete = False  # the output got its final name (a stopped file run stays .partial)
         self._stop_reason = "stopped"
         self._opened = False
+        self._ready = False  # _finish_open() done
+        self._warm = None  # rtface.graph.slots.Warmup still loading later stages
         self._session_sent = False
         self._closed = False
 
@@ -73,19 +75,37 @@ class Engine:
         cfg = self.config
         return cfg.source.spec == "sample" and cfg.source.realtime and not cfg.output.path
 
-    def open(self) -> None:
+    def open(self, *, wait: bool = True) -> None:
         """Load models, bind sockets, check the output path and start the grabber, without processing a frame.
         Idempotent; ``results()`` calls it. Afterwards ``publisher.endpoint`` / ``control.endpoint`` are the
-        addresses actually bound. On failure everything already opened is closed again."""
-        if self._opened:
-            return
-        self._opened = True
+        addresses actually bound. ``wait=False``: return once the sockets are bound and the grabber runs, while the
+        later stages may still be loading on their helper thread (``results()`` waits for them before it runs
+        them). On failure everything already opened is closed again."""
         try:
-            self._open()
+            if not self._opened:
+                self._opened = True
+                self._open()
+            if wait:
+                self._finish_open()
         except BaseException as exc:
             self.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
             self.close(complete=False)
             raise
+
+    def _finish_open(self) -> None:
+        """Wait for the stages loading on the helper thread, then what needs them all (stage names, writer)."""
+        if self._ready:
+            return
+        self._ready = True
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            warm.join()
+        self._bind_stage_names()
+        cfg = self.config
+        if cfg.output.path:
+            from rtface.output.table_writer import TableWriter
+
+            self.writer = TableWriter(cfg.output.path, self.layout(), parquet_layout=cfg.output.parquet_layout)
 
     def _open(self) -> None:
         from rtface.grabber import Grabber
@@ -129,13 +149,7 @@ class Engine:
             if warm is not None:
                 warm.join(quiet=True)
             raise
-        if warm is not None:
-            warm.join()
-        self._bind_stage_names()
-        if cfg.output.path:
-            from rtface.output.table_writer import TableWriter
-
-            self.writer = TableWriter(cfg.output.path, self.layout(), parquet_layout=cfg.output.parquet_layout)
+        self._warm = warm  # joined by _finish_open()
 
     def _open_sockets(self) -> None:
         cfg = self.config
@@ -201,6 +215,9 @@ class Engine:
             self.outcome = "completed" if complete else "interrupted"
         if self.front is not None:  # no stage call may run while the stages close
             self.front.stop()
+        if self._warm is not None:  # nor a stage still opening on the helper thread
+            self._warm.join(quiet=True)
+            self._warm = None
         if self.grabber is not None:
             self.grabber.stop()
         for slot in self._slots:
@@ -383,19 +400,20 @@ class Engine:
 
         complete = False
         try:
-            self.open()
+            self.open(wait=False)
             cfg = self.config
-            max_frames = cfg.engine.max_frames
-            interval = cfg.engine.stats_interval_s
-            next_stats = time.monotonic() + interval
-            au_names, emo_names = self.names("aus"), self.names("emotion")
             n_front = self._n_front()
             back = self._slots[max(n_front, 1):]
-            if n_front:
+            if n_front:  # the front thread may start on the first frame while the later stages finish loading
                 from rtface.graph.pipeline import END, ERROR, FrontThread
 
                 self.front = FrontThread(self.ring, live=self.live, run_front=self._front,
                                          depth=1 if self.live else 2).start()
+            self._finish_open()
+            max_frames = cfg.engine.max_frames
+            interval = cfg.engine.stats_interval_s
+            next_stats = time.monotonic() + interval
+            au_names, emo_names = self.names("aus"), self.names("emotion")
             read = self.ring.read_latest if self.live else self.ring.read_next
             frame_buf = None
             while not self._stop.is_set():
