@@ -97,7 +97,7 @@ def _run_engine(engine, signals: dict) -> int:
           f"kernels) ...", file=sys.stderr)
     t_first = None
     try:
-        engine.open()
+        engine.open(wait=False)  # results() waits for the stages still loading; the banner needs only the sockets
         print(_banner(engine), file=sys.stderr, flush=True)
         for _ in engine.results():
             now = time.monotonic()
@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_ctl)
 
     for mod in ("rtface.emotion.cli", "rtface.gaze.cli", "rtface.analysis.cli", "rtface.alerts.cli",
-                "rtface.record.cli", "rtface.dashboard.cli"):
+                "rtface.record.cli", "rtface.dashboard.cli", "rtface.batch.cli", "rtface.transport.hub_cli"):
         try:
             __import__(mod)
             sys.modules[mod].add_commands(sub)

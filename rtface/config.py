@@ -3,7 +3,7 @@
 Layout of a config file::
 
     [source]    spec, realtime, loop, fps
-    [engine]    ring_slots, max_frames, stats_interval_s
+    [engine]    ring_slots, max_frames, stats_interval_s, pipeline, pipeline_live
     [publish]   enabled, endpoint, sndhwm, include_landmarks
     [output]    path, write_canonical
     [control]   enabled, endpoint
@@ -69,9 +69,14 @@ class SourceConfig:
     fps: float = 30.0  # frame rate assumed for image folders
     allow_incomplete: bool = False  # accept a file that ended early or had undecodable frames (else: error)
     images: str = "stills"  # image folders/globs: "stills" (each image on its own) | "sequence" (frames of a video)
+    start_frame: int = 0  # video files: first frame to process (a chunk of a batch job)
+    stop_frame: int = 0  # video files: stop before this frame (0 = at the end)
 
     def __post_init__(self) -> None:
         _require(self.fps > 0, "fps", "must be > 0", self.fps)
+        _require(self.start_frame >= 0, "start_frame", "must be >= 0", self.start_frame)
+        _require(self.stop_frame == 0 or self.stop_frame > self.start_frame, "stop_frame",
+                 "must be 0 (to the end) or > start_frame", self.stop_frame)
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class EngineSettings:
     ring_slots: int = 8  # power of two
     max_frames: int = 0  # stop after this many frames (0 = until the source ends)
     stats_interval_s: float = 1.0  # heartbeat period, s (at least MIN_STATS_INTERVAL_S)
+    pipeline: bool = True  # file runs: landmarks on a front thread, later stages/publish/write overlap with it
+    pipeline_live: bool = False  # live sources too (more frames per second when processing is slower than the camera)
 
     def __post_init__(self) -> None:
         _require(self.max_frames >= 0, "max_frames", "must be >= 0 (0 = until the source ends)", self.max_frames)
@@ -123,6 +130,11 @@ class OutputConfig:
     overwrite: bool = False  # replace an existing file at path once the run completes (else: refuse at start)
     finalize_on_stop: bool = False  # a file run stopped early (ctl stop) still gets its final name (exit 0)
     analyze: bool = True  # after a completed run: behaviour analysis files + HTML report beside path (issue 13)
+    parquet_layout: str = "compact"  # "compact" (landmark blocks as list columns) | "flat" (a column per value)
+
+    def __post_init__(self) -> None:
+        _require(self.parquet_layout in ("compact", "flat"), "parquet_layout", "must be 'compact' or 'flat'",
+                 self.parquet_layout)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Loop: ``source.read()`` -> stamp ``t_capture_ns = time.time_ns()`` right after i
 At end of stream the ring is closed without error; an exception from ``open``/``read`` closes it with that error
 (the reader sees ``ring.error``). ``stop()`` (from any thread) ends the loop promptly: it interrupts the source's
 sleeps (pacing, reconnect back-off), abandons a write blocked by backpressure, closes the source, then the ring.
-The frame index counts frames delivered by the source, 0-based.
+The frame index counts frames delivered by the source, 0-based, from ``source.first_index`` (a chunk of a video
+keeps the frame numbers of the whole file).
 """
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ class Grabber:
                 if item is None:
                     break
                 image, t_media_ns = item
-                index = self.frames
+                index = self.source.first_index + self.frames
                 self.frames += 1
                 t1 = time.perf_counter_ns()
                 while not self.ring.write(image, index, t_capture_ns, t_media_ns, timeout_s=_WRITE_POLL_S):

@@ -1,8 +1,8 @@
 """pandas API: a result table as a DataFrame in, DataFrames out (for notebooks; needs pandas, extra ``analysis``).
 
 The DataFrame has the columns of a result table (:mod:`rtface.analysis.table_input` lists the ones used;
-``timestamp`` in s and ``face_id`` are required), e.g. ``pd.read_parquet("results.parquet")`` or a table of your
-own built with those names. Every function runs the same code as ``rtface analyze``::
+``timestamp`` in s and ``face_id`` are required), e.g. ``pd.read_parquet("results.parquet")`` (a compact file's
+landmark blocks ``mp_xyz`` etc. are read as their flat columns) or a table of your own built with those names. Every function runs the same code as ``rtface analyze``::
 
     import pandas as pd
     from rtface.analysis import frames
@@ -13,6 +13,8 @@ own built with those names. Every function runs the same code as ``rtface analyz
     pairs = frames.dyads_table(df)          # one row per face pair and signal
 """
 from __future__ import annotations
+
+import numpy as np
 
 from rtface.analysis.session import Analysis, AnalysisSettings, analyze_accumulators
 from rtface.analysis.table_input import ColumnSource, accumulate
@@ -27,14 +29,33 @@ def _pd():
     return pd
 
 
+def _source(df) -> ColumnSource:
+    """The DataFrame's columns; a compact table's landmark blocks (``mp_xyz`` ...) read as their flat names."""
+    from rtface.output.tables import block_names, block_values, virtual_flat_columns
+
+    names = [str(c) for c in df.columns]
+    virtual = virtual_flat_columns(names)
+    blocks: dict[str, np.ndarray] = {}
+
+    def get(c: str):
+        if c in virtual:
+            b, j = virtual[c]
+            if b not in blocks:
+                blocks[b] = block_values(df[b])
+            return blocks[b][:, j]
+        return df[c].to_numpy(dtype="float64", na_value=float("nan"))
+
+    cols = [c for c in names if c not in {b for b, _ in virtual.values()}] + list(virtual)
+    return ColumnSource(cols, get, "DataFrame")
+
+
 def analyze(df, settings: AnalysisSettings | None = None) -> Analysis:
     """The full :class:`Analysis` of a DataFrame in the result-table layout."""
     _pd()
     for need in ("timestamp", "face_id"):
         if need not in df.columns:
             raise DataError(f"DataFrame: column {need!r} is missing (result-table layout, see rtface.analysis.frames)")
-    src = ColumnSource([str(c) for c in df.columns], lambda c: df[c].to_numpy(dtype="float64", na_value=float("nan")),
-                       "DataFrame")
+    src = _source(df)
     accs, info = accumulate(src)
     return analyze_accumulators(accs, {k: v for k, v in info.items() if k != "origin"}, settings)
 

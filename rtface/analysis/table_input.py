@@ -93,16 +93,26 @@ def open_table(path: str | Path) -> ColumnSource:
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
+            from rtface.output.tables import block_names, block_values, virtual_flat_columns
+
             pf = pq.ParquetFile(str(p))
-            cols = pf.schema_arrow.names
+            stored = pf.schema_arrow.names
+            virtual = virtual_flat_columns(stored)  # compact layout: landmark blocks read as their flat names
+            cols = [c for c in stored if c not in {b for b, _ in virtual.values()}] + list(virtual)
             cache: dict[str, np.ndarray] = {}
 
             def prefetch(names: list[str]) -> None:
                 todo = [n for n in names if n not in cache]
                 if todo:
-                    tbl = pf.read(columns=todo)
+                    blocks = sorted({virtual[n][0] for n in todo if n in virtual})
+                    tbl = pf.read(columns=[n for n in todo if n not in virtual] + blocks)
                     for n in todo:
-                        cache[n] = tbl.column(n).to_numpy(zero_copy_only=False)
+                        if n not in virtual:
+                            cache[n] = tbl.column(n).to_numpy(zero_copy_only=False)
+                    for b in blocks:
+                        vals = block_values(tbl.column(b))
+                        for j, n in enumerate(block_names(b)):
+                            cache[n] = vals[:, j]
 
             def get(name: str) -> np.ndarray:
                 prefetch([name])

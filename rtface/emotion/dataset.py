@@ -64,7 +64,9 @@ def _read_table(path: Path) -> Any:
 
     try:
         if path.suffix.lower() == ".parquet":
-            return pq.read_table(path)
+            from rtface.output.tables import flatten
+
+            return flatten(pq.read_table(path))  # an rtface result table in the compact layout reads flat
         if path.suffix.lower() == ".csv":
             return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
                 column_types={"video_filename": pa.string(), "emotion": pa.string()}))

@@ -16,15 +16,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rtface.errors import DataError, SourceError
-from rtface.gaze.aoi import OFF_FACE, AOIConfig, map_frame
-from rtface.gaze.mapping import FaceList, GazeMapping
 from rtface.gaze.readers import FORMATS, detect_format, read_recording, video_size
-from rtface.gaze.track import GazeTrack
+
+if TYPE_CHECKING:  # imported where used: numba (via the AOI hit test) stays off other commands' start-up
+    from rtface.gaze.aoi import AOIConfig
+    from rtface.gaze.mapping import FaceList, GazeMapping
+    from rtface.gaze.track import GazeTrack
 
 MERGED, PERCENTAGES, BAR_PLOT, OVERLAY = "merged_data.csv", "percentages.csv", "gaze_aoi.png", "overlay.mp4"
 
@@ -99,6 +101,8 @@ def run_gaze(recording: str | Path, out_dir: str | Path, *, fmt: str = "", video
              overlay: bool = False, config: str | None = None, backend: str | None = None,
              offset_ns: int | None = None, progress: Any = None) -> GazeRun:
     """Run the offline gaze-on-face pipeline (module doc); ``progress(frames_done)`` is called per frame."""
+    from rtface.gaze.aoi import OFF_FACE, map_frame
+    from rtface.gaze.mapping import GazeMapping
     from rtface.gaze.outputs import write_bar_plot, write_merged_csv, write_overlay_video, write_percentages_csv
     from rtface.gaze.providers import RecordingGazeProvider
     from rtface.graph.runner import Engine

@@ -1,8 +1,10 @@
 """The engine: grabber thread -> frame ring -> stage graph -> ZeroMQ publisher and file writer.
 
 Threads: the grabber thread owns the source and is the ring's only writer. The thread that iterates
-``Engine.results()`` (the processing thread) owns the ring's read side, every stage, the publisher socket and the
-file writer. Live sources (camera, stream, real-time-paced file) overwrite the oldest ring slot and the processing
+``Engine.results()`` (the processing thread) owns every stage, the publisher socket and the file writer. With
+``[engine] pipeline = true`` (the default) the leading stage (landmarks) runs on a front thread that owns the
+ring's read side (:mod:`rtface.graph.pipeline`), so the later stages, publishing and writing of frame n overlap
+with MediaPipe on frame n+1; without it the processing thread also reads the ring and runs the leading stage. Live sources (camera, stream, real-time-paced file) overwrite the oldest ring slot and the processing
 thread always takes the newest frame (one frame in flight, like MediaPipe's flow limiter); file sources apply
 backpressure so no frame is lost.
 """
@@ -16,6 +18,9 @@ from pathlib import Path
 
 from rtface.config import SAMPLE_VIDEO, EngineConfig, load_config
 from rtface.errors import RtfaceError, SourceError, StageError
+from rtface.graph.slots import StageSlot as _StageSlot
+from rtface.graph.slots import Warmup as _Warmup
+from rtface.graph.slots import open_stages
 from rtface.graph.stage import Stage
 from rtface.graph.stats import RunStats
 from rtface.output.columns import TableLayout
@@ -33,15 +38,6 @@ def resolve_source_spec(spec: str) -> str | int:
     return spec
 
 
-class _StageSlot:
-    """A stage plus its error policy state (processing thread only)."""
-
-    def __init__(self, stage: Stage, on_error: str, max_errors: int) -> None:
-        self.stage, self.on_error, self.max_errors = stage, on_error, max_errors
-        self.errors = 0
-        self.enabled = True
-
-
 class Engine:
     """Build from an EngineConfig; iterate ``results()`` or call ``run()``. Use as a context manager."""
 
@@ -56,6 +52,7 @@ class Engine:
         self.source = None
         self.grabber = None
         self.ring = None
+        self.front = None  # rtface.graph.pipeline.FrontThread while a pipelined run goes on
         self.live = False
         self.summary: dict = {}
         self.output_path: Path | None = None
@@ -67,6 +64,8 @@ class Engine:
         self.complete = False  # the output got its final name (a stopped file run stays .partial)
         self._stop_reason = "stopped"
         self._opened = False
+        self._ready = False  # _finish_open() done
+        self._warm = None  # rtface.graph.slots.Warmup still loading later stages
         self._session_sent = False
         self._closed = False
 
@@ -77,31 +76,52 @@ class Engine:
         cfg = self.config
         return cfg.source.spec == "sample" and cfg.source.realtime and not cfg.output.path
 
-    def open(self) -> None:
+    def open(self, *, wait: bool = True) -> None:
         """Load models, bind sockets, check the output path and start the grabber, without processing a frame.
         Idempotent; ``results()`` calls it. Afterwards ``publisher.endpoint`` / ``control.endpoint`` are the
-        addresses actually bound. On failure everything already opened is closed again."""
-        if self._opened:
-            return
-        self._opened = True
+        addresses actually bound. ``wait=False``: return once the sockets are bound and the grabber runs, while the
+        later stages may still be loading on their helper thread (``results()`` waits for them before it runs
+        them). On failure everything already opened is closed again."""
         try:
-            self._open()
+            if not self._opened:
+                self._opened = True
+                self._open()
+            if wait:
+                self._finish_open()
         except BaseException as exc:
             self.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
             self.close(complete=False)
             raise
+
+    def _finish_open(self) -> None:
+        """Wait for the stages loading on the helper thread, then what needs them all (stage names, writer)."""
+        if self._ready:
+            return
+        self._ready = True
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            warm.join()
+        self._bind_stage_names()
+        cfg = self.config
+        if cfg.output.path:
+            from rtface.output.table_writer import TableWriter
+
+            self.writer = TableWriter(cfg.output.path, self.layout(), parquet_layout=cfg.output.parquet_layout)
 
     def _open(self) -> None:
         from rtface.grabber import Grabber
         from rtface.ring import FrameRing
         from rtface.sources import open_source
 
+        from rtface.threads import limit_blas_threads
+
+        limit_blas_threads()  # small per-face matrices: a spinning BLAS pool only competes with MediaPipe
         cfg = self.config
         src = cfg.source
         # build (not open) the source first: a missing file is reported before any model loads
         self.source = open_source(resolve_source_spec(src.spec), realtime=src.realtime,
                                   loop=src.loop or self.sample_loops(), fps=src.fps,
-                                  images=src.images)
+                                  images=src.images, start_frame=src.start_frame, stop_frame=src.stop_frame)
         if cfg.output.path:  # ... and so is an output path that cannot be written
             from rtface.output.table_writer import check_output_path
 
@@ -110,13 +130,32 @@ class Engine:
         for sc in cfg.stages:
             st = sc.cls(sc.name, sc.params)
             self._slots.append(_StageSlot(st, sc.on_error, sc.max_errors))
-        upstream: dict[str, tuple[str, ...]] = {}
+        stills = bool(getattr(self.source, "stills", False))
         for slot in self._slots:
-            slot.stage.bind(dict(upstream))
-            slot.stage.open()
-            slot.stage.warmup()
-            upstream.update({k: tuple(getattr(slot.stage, "names", ())) for k in slot.stage.outputs})
-        self._bind_stage_names()
+            if stills and hasattr(slot.stage, "stills_only"):  # e.g. the landmark stage skips its tracking graph
+                slot.stage.stills_only = True
+        # the later stages load (numba's kernel cache, ONNX) on a helper thread while the leading stage creates
+        # its MediaPipe graph and the sockets bind; joined before anything else touches them (happens-before)
+        pipelined_open = cfg.engine.pipeline and len(self._slots) > 1
+        upstream: dict[str, tuple[str, ...]] = {}
+        warm = None
+        try:
+            open_stages(self._slots[:1] if pipelined_open else self._slots, upstream)
+            if pipelined_open:  # the rest continue the bind chain from what the leading stage produces
+                warm = _Warmup(self._slots[1:], upstream)
+            self._open_sockets()
+            self.live = bool(self.source.live)
+            self.ring = FrameRing(cfg.engine.ring_slots, overwrite=self.live)
+            self.grabber = Grabber(self.source, self.ring)
+            self.grabber.start()  # decoding starts while the later stages finish loading
+        except BaseException:
+            if warm is not None:
+                warm.join(quiet=True)
+            raise
+        self._warm = warm  # joined by _finish_open()
+
+    def _open_sockets(self) -> None:
+        cfg = self.config
         if cfg.publish.enabled:
             from rtface.transport.publisher import Publisher
 
@@ -132,14 +171,6 @@ class Engine:
 
             auth = TokenAuth.from_settings(cfg.control.token) if cfg.control.auth == "token" else None
             self.control = ControlServer(cfg.control.endpoint, self.handle_command, auth=auth)
-        if cfg.output.path:
-            from rtface.output.table_writer import TableWriter
-
-            self.writer = TableWriter(cfg.output.path, self.layout())
-        self.live = bool(self.source.live)
-        self.ring = FrameRing(cfg.engine.ring_slots, overwrite=self.live)
-        self.grabber = Grabber(self.source, self.ring)
-        self.grabber.start()
 
     def _bind_stage_names(self) -> None:
         """Tell stages that consume AU/emotion vectors (``bind_names``, e.g. the behaviour stage) their names."""
@@ -189,6 +220,11 @@ class Engine:
         self.complete = complete
         if not self.outcome:
             self.outcome = "completed" if complete else "interrupted"
+        if self.front is not None:  # no stage call may run while the stages close
+            self.front.stop()
+        if self._warm is not None:  # nor a stage still opening on the helper thread
+            self._warm.join(quiet=True)
+            self._warm = None
         if self.grabber is not None:
             self.grabber.stop()
         for slot in self._slots:
@@ -269,13 +305,32 @@ class Engine:
             d["source"] = self.grabber.stats()
         if self.ring is not None:
             d["ring"] = self.ring.stats()
+        if self.front is not None:
+            d["pipeline"] = {"stale": self.front.stale}  # live: landmarked frames replaced by newer ones
         d["stage_errors"] = dict(self.stats.stage_errors)
         if self.publisher is not None:
             d["publisher"] = {"sent": getattr(self.publisher, "sent", 0)}
         return d
 
-    def _run_stages(self, image, result: FrameResult) -> None:
-        for slot in self._slots:
+    def _n_front(self) -> int:
+        """How many leading stages run on the front thread (0 = not pipelined). Live sources run serially unless
+        ``pipeline_live``: at camera rates the pipeline adds no frames, only a second busy thread (measured: live
+        p99 capture-to-subscriber 21-167 ms pipelined against 26-29 ms serial, benchmarks/bench_engine.py)."""
+        e = self.config.engine
+        on = e.pipeline and (e.pipeline_live or not self.live)
+        return 1 if on and self._slots else 0
+
+    def _front(self, frame) -> FrameResult:
+        """A ring frame -> its FrameResult with the leading stages run (front thread, or processing thread)."""
+        h, w = frame.image.shape[:2]
+        meta = FrameMeta(frame.index, frame.t_capture_ns, frame.t_media_ns, w, h, self.source.name,
+                         self.source.stills)
+        result = FrameResult(meta)
+        self._run_stages(frame.image, result, self._slots[:max(self._n_front(), 1)])
+        return result
+
+    def _run_stages(self, image, result: FrameResult, slots: list[_StageSlot]) -> None:
+        for slot in slots:
             if not slot.enabled:
                 continue
             st = slot.stage
@@ -297,10 +352,11 @@ class Engine:
                     log.error("stage '%s' disabled after %d errors", st.name, slot.errors)
             result.stage_ms[st.name] = (time.perf_counter() - t0) * 1e3
 
-    def _tick(self) -> None:
-        """No frame within one read: give stages with timers a turn (Stage.tick); errors follow on_error."""
+    def _tick(self, slots: list[_StageSlot]) -> None:
+        """No frame within one read: give stages with timers a turn (Stage.tick); errors follow on_error. ``slots``:
+        the stages this (processing) thread runs; the front thread's stages are never called from here."""
         now = time.time_ns()
-        for slot in self._slots:
+        for slot in slots:
             if not slot.enabled:
                 continue
             try:
@@ -379,8 +435,16 @@ class Engine:
 
         complete = False
         try:
-            self.open()
+            self.open(wait=False)
             cfg = self.config
+            n_front = self._n_front()
+            back = self._slots[max(n_front, 1):]
+            if n_front:  # the front thread may start on the first frame while the later stages finish loading
+                from rtface.graph.pipeline import END, ERROR, FrontThread
+
+                self.front = FrontThread(self.ring, live=self.live, run_front=self._front,
+                                         depth=1 if self.live else 2).start()
+            self._finish_open()
             max_frames = cfg.engine.max_frames
             interval = cfg.engine.stats_interval_s
             next_stats = time.monotonic() + interval
@@ -394,21 +458,33 @@ class Engine:
                 if now >= next_stats:
                     self._publish_stats()
                     next_stats = now + interval
-                frame = read(min(0.1, max(0.0, next_stats - now)), out=frame_buf)
-                if frame is None:
-                    if self.ring.closed and self.ring.error is not None:
-                        raise self.ring.error
-                    if self.ring.closed and self.ring.stats().get("unread", 0) == 0:
+                timeout = min(0.1, max(0.0, next_stats - now))
+                if self.front is not None:
+                    got = self.front.get(timeout)
+                    if got is None:
+                        self._tick(back)
+                        continue
+                    kind, payload = got
+                    if kind == ERROR:
+                        raise payload
+                    if kind == END:
                         self._check_complete()
                         break
-                    self._tick()
-                    continue
-                frame_buf = frame.image  # reused for the next frame: stages must not keep the image
-                h, w = frame.image.shape[:2]
-                meta = FrameMeta(frame.index, frame.t_capture_ns, frame.t_media_ns, w, h, self.source.name,
-                                 self.source.stills)
-                result = FrameResult(meta)
-                self._run_stages(frame.image, result)
+                    frame, result = payload
+                else:
+                    frame = read(timeout, out=frame_buf)
+                    if frame is None:
+                        if self.ring.closed and self.ring.error is not None:
+                            raise self.ring.error
+                        if self.ring.closed and self.ring.stats().get("unread", 0) == 0:
+                            self._check_complete()
+                            break
+                        self._tick(self._slots)
+                        continue
+                    frame_buf = frame.image  # reused for the next frame: stages must not keep the image
+                    result = self._front(frame)
+                meta = result.meta
+                self._run_stages(frame.image, result, back)
                 if self.publisher is not None:
                     msg = frame_message(result, au_names=au_names, emotion_names=emo_names,
                                         include_landmarks=cfg.publish.include_landmarks)

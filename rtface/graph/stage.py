@@ -1,8 +1,11 @@
 """Stage contract and registry.
 
-A stage is one step of the per-frame graph. The runner's processing thread owns every stage instance: ``open``,
-``process`` and ``close`` are always called from that one thread, in that order; ``close`` must be safe to call
-twice. Stages declare the data keys they read (``inputs``) and write (``outputs``); the graph builder checks
+A stage is one step of the per-frame graph. ``open``, ``warmup``, ``process`` and ``close`` are called in that
+order and never concurrently for one stage; ``close`` must be safe to call twice. Which thread: the runner's
+processing thread, except that (a) in pipelined file runs the *leading* stage's ``process`` runs on the front
+thread (:mod:`rtface.graph.pipeline`), and (b) the later stages' ``open`` / ``warmup`` may run on a helper thread
+while the leading stage opens (:class:`rtface.graph.slots.Warmup`); each hand-over is a thread join or a queue, so
+a stage sees its own calls in order, as if from one thread. Stages declare the data keys they read (``inputs``) and write (``outputs``); the graph builder checks
 that every input is produced by an earlier stage, so later stages plug in without touching the runner.
 
 Data keys used by the built-in stages: ``image`` (always available), ``landmarks``, ``pose``, ``canonical``,

@@ -18,11 +18,12 @@ class CropMeshBackend:
 
     def __init__(self, *, max_faces: int, min_detection_confidence: float, crop_scale: float = 1.8,
                  crop_px: int = 256, redetect_every: int = 1) -> None:
-        import mediapipe as mp
+        from rtface.landmarking.mp_import import solutions
 
-        self._det = mp.solutions.face_detection.FaceDetection(
+        sol = solutions()
+        self._det = sol.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=min_detection_confidence)
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
+        self._mesh = sol.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3)
         self.max_faces = max_faces
         self.crop_scale = crop_scale

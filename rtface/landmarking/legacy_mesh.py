@@ -25,9 +25,9 @@ class LegacyMeshBackend:
 
     def __init__(self, *, max_faces: int, static_image: bool, min_detection_confidence: float,
                  min_tracking_confidence: float) -> None:
-        import mediapipe as mp
+        from rtface.landmarking.mp_import import solutions
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
+        self._mesh = solutions().face_mesh.FaceMesh(
             static_image_mode=static_image, max_num_faces=max_faces, refine_landmarks=True,
             min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence)
         self._last_ts_us = 0

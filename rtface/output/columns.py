@@ -32,6 +32,11 @@ OpenFace's names keep OpenFace's meanings: ``x_i, y_i`` are the 68 iBUG points (
 | mp_x_i, mp_y_i (i = 0..477) | MediaPipe mesh points in the image, px |
 | mp_z_i | MediaPipe relative depth scaled like x, px (smaller = closer to the camera) |
 | cX_i, cY_i, cZ_i | canonicalized mesh points, cm (only with ``write_canonical``) |
+
+Compact Parquet layout (the default for .parquet; :meth:`TableLayout.landmark_blocks`): the scalar columns as
+above, and each landmark block as one ``fixed_size_list<float32>`` column (``ibug_xy``, ``ibug_XYZ``, ``mp_xyz``,
+``c_XYZ``) whose items are the flat columns in the order listed. :func:`rtface.output.tables.read_results` reads
+either layout back as the flat table.
 """
 from __future__ import annotations
 
@@ -94,6 +99,27 @@ class TableLayout:
     def landmark_columns(self) -> list[str]:
         """Every float32 landmark column (iBUG block, then mesh block)."""
         return self.ibug_columns() + self.mesh_columns()
+
+    def landmark_blocks(self) -> list[tuple[str, int, int]]:
+        """Compact Parquet layout: (name, start, stop) of each landmark block within :meth:`landmark_columns`. A
+        block is one fixed-size list<float32> column whose items are the flat columns ``start..stop`` in order
+        (``ibug_xy`` = x_0..67, y_0..67; ``ibug_XYZ`` = X_, Y_, Z_ 0..67; ``mp_xyz`` = mp_x_, mp_y_, mp_z_ 0..477;
+        ``c_XYZ`` = cX_, cY_, cZ_ 0..477)."""
+        blocks, j = [("ibug_xy", 2 * N_IBUG)], 0
+        if self.has_pose:
+            blocks.append(("ibug_XYZ", 3 * N_IBUG))
+        blocks.append(("mp_xyz", 3 * N_LANDMARKS))
+        if self.write_canonical:
+            blocks.append(("c_XYZ", 3 * N_LANDMARKS))
+        out = []
+        for name, size in blocks:
+            out.append((name, j, j + size))
+            j += size
+        return out
+
+    def compact_columns(self) -> list[str]:
+        """Column order of the compact Parquet layout: head scalars, tail scalars, then the landmark blocks."""
+        return self.head_columns() + self.tail_columns() + [b[0] for b in self.landmark_blocks()]
 
     def columns(self) -> list[str]:
         """File column order (OpenFace's relative order for the shared names): head scalars, iBUG points, AU and

@@ -60,8 +60,26 @@ def check_output_path(path: str | Path, *, overwrite: bool = False) -> Path:
     return p
 
 
+def _arrow(a: np.ndarray):
+    """A numeric NumPy column as a pyarrow Array over a copy of its bytes (NaN stays NaN). Unlike ``pa.array``
+    this never imports pandas (pyarrow's pandas check costs 0.2-0.4 s at the first call when pandas is
+    installed: most of a one-photo run's writing time)."""
+    import pyarrow as pa
+
+    a = np.ascontiguousarray(a)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a.copy())])
+
+
+COMPACT_BATCH_ROWS = 1024  # rows per Parquet row group in the compact layout (about 8 MB of landmarks)
+LAYOUT_KEY = b"rtface.layout"  # Parquet key-value metadata: b"compact" | b"flat"
+
+
 class TableWriter:
-    def __init__(self, path: str | Path, layout: TableLayout, *, batch_rows: int = 256) -> None:
+    """``parquet_layout``: "compact" (landmark blocks as fixed-size list columns, :mod:`rtface.output.columns`)
+    or "flat" (one column per coordinate, like CSV). CSV is always flat."""
+
+    def __init__(self, path: str | Path, layout: TableLayout, *, batch_rows: int | None = None,
+                 parquet_layout: str = "compact") -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in (".parquet", ".csv"):
@@ -69,6 +87,11 @@ class TableWriter:
         if not self.path.parent.exists():
             raise ConfigError(f"output path {self.path}: folder {self.path.parent} does not exist")
         self.format = suffix[1:]
+        if parquet_layout not in ("compact", "flat"):
+            raise ConfigError(f"output layout {parquet_layout!r}: expected 'compact' or 'flat'")
+        self.compact = self.format == "parquet" and parquet_layout == "compact"
+        if batch_rows is None:
+            batch_rows = COMPACT_BATCH_ROWS if self.compact else 256
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.layout = layout
         self.scalar_cols = layout.scalar_columns()
@@ -91,14 +114,22 @@ class TableWriter:
         import pyarrow as pa
 
         lm = set(self.lm_cols)
-        self._order = self.layout.columns()
-        self._schema = pa.schema([
-            pa.field(c, pa.float32() if c in lm else pa.from_numpy_dtype(np.dtype(INT_COLUMNS.get(c, "float64"))))
-            for c in self._order])
+        blocks = {name: stop - start for name, start, stop in self.layout.landmark_blocks()}
+        self._order = self.layout.compact_columns() if self.compact else self.layout.columns()
+
+        def field(c: str):
+            if c in blocks:
+                return pa.field(c, pa.list_(pa.float32(), blocks[c]))
+            return pa.field(c, pa.float32() if c in lm else pa.from_numpy_dtype(np.dtype(INT_COLUMNS.get(c, "float64"))))
+
+        self._schema = pa.schema([field(c) for c in self._order],
+                                 metadata={LAYOUT_KEY: b"compact" if self.compact else b"flat"})
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(str(self.partial), self._schema, compression="zstd")
+            self._writer = pq.ParquetWriter(str(self.partial), self._schema, compression="zstd",
+                                            write_statistics=["frame", "face_id", "timestamp"],
+                                            use_dictionary=["face_id", "success"])
         else:
             import pyarrow.csv as pcsv
 
@@ -182,9 +213,14 @@ class TableWriter:
                 col = np.nan_to_num(col, nan=-1 if c == "face_id" else 0).astype(dt)
             by_name[c] = col
         lm = self._lm[:n]
-        for j, c in enumerate(self.lm_cols):
-            by_name[c] = lm[:, j]
-        arrays = [pa.array(by_name[c]) for c in self._order]
+        if self.compact:
+            for name, start, stop in self.layout.landmark_blocks():
+                flat = _arrow(lm[:, start:stop].reshape(-1))
+                by_name[name] = pa.FixedSizeListArray.from_arrays(flat, stop - start)
+        else:
+            for j, c in enumerate(self.lm_cols):
+                by_name[c] = lm[:, j]
+        arrays = [v if isinstance(v, pa.Array) else _arrow(v) for v in (by_name[c] for c in self._order)]
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
         self._n = 0
 

@@ -18,7 +18,7 @@ __all__ = ["Source", "CameraSource", "ImageSequenceSource", "StreamSource", "Vid
 
 
 def open_source(spec: str | int | Path, *, realtime: bool = False, loop: bool = False,
-                fps: float | None = None, images: str = "stills") -> Source:
+                fps: float | None = None, images: str = "stills", start_frame: int = 0, stop_frame: int = 0) -> Source:
     """Build (not open) the Source for ``spec``.
 
     - int or digit string -> CameraSource (``fps`` = requested rate); a character device path -> CameraSource
@@ -31,10 +31,16 @@ def open_source(spec: str | int | Path, *, realtime: bool = False, loop: bool = 
 
     ``images``: "stills" (default) marks image sources' frames as independent stills (``Source.stills``: every image
     measured on its own, as OpenFace's FaceLandmarkImg does); "sequence" treats them as frames of one video.
+    ``start_frame`` / ``stop_frame``: a chunk of a video file (frames start..stop-1; 0 = to the end).
     """
     if images not in ("stills", "sequence"):
         raise SourceError(f"source: images must be 'stills' or 'sequence', got {images!r}")
     src = _open_source(spec, realtime=realtime, loop=loop, fps=fps)
+    if start_frame or stop_frame:
+        if not isinstance(src, VideoFileSource):
+            raise SourceError(f"source {spec}: start_frame / stop_frame apply to video files only")
+        src = VideoFileSource(src.path, realtime=realtime, loop=False, fps=fps, start_frame=start_frame,
+                              stop_frame=stop_frame)
     if isinstance(src, ImageSequenceSource):
         src.stills = images == "stills"
     return src

@@ -36,6 +36,7 @@ class Source(ABC):
         self.fps = fps
         self.frame_count = frame_count
         self.frames_read = 0
+        self.first_index = 0  # frame index of the first frame delivered (a chunk of a video starts later)
         self._opened = False
         self._closed = False
         self._interrupt = threading.Event()

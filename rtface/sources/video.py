@@ -9,6 +9,10 @@ failed read and often recovers); frames lost that way are counted in ``decode_er
 clearly before ``CAP_PROP_FRAME_COUNT`` (more than ``max(3, 5 %)`` frames missing: containers often overstate the
 count by a few frames) ``premature_end`` is 1 and the cut counts as one more decode error. Frames already read
 are never lost.
+
+Chunks (batch jobs, :mod:`rtface.batch`): ``start_frame`` / ``stop_frame`` deliver only frames
+``start_frame <= i < stop_frame`` (0 = to the end): the capture seeks to ``start_frame`` (FFmpeg decodes from the
+key frame before it, so the frame is exact), frame indices and media times stay those of the whole file.
 """
 from __future__ import annotations
 
@@ -32,11 +36,15 @@ class VideoFileSource(Source):
     """
 
     def __init__(self, path: str | Path, *, realtime: bool = False, loop: bool = False, fps: float | None = None,
-                 max_decode_retries: int = 32) -> None:
+                 max_decode_retries: int = 32, start_frame: int = 0, stop_frame: int = 0) -> None:
+        if start_frame < 0 or stop_frame < 0 or (stop_frame and stop_frame <= start_frame):
+            raise SourceError(f"video source {path}: invalid frame range {start_frame}..{stop_frame}")
         self.path = Path(path)
+        self.start_frame, self.stop_frame = int(start_frame), int(stop_frame)
         super().__init__(self.path.name, live=realtime, fps=fps)
+        self.first_index = self.start_frame
         self.realtime = realtime
-        self.loop = loop
+        self.loop = loop and not (start_frame or stop_frame)
         self._fps_fallback = fps
         self.max_decode_retries = max_decode_retries
         self._cap: cv2.VideoCapture | None = None
@@ -82,9 +90,19 @@ class VideoFileSource(Source):
         self.fps = float(fps)
         self._period_ns = int(round(1e9 / self.fps))
         n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        self.frames_expected = int(n) if n and math.isfinite(n) and n > 0 else 0
+        total = int(n) if n and math.isfinite(n) and n > 0 else 0
+        if total and self.start_frame >= total:
+            cap.release()
+            self._cap = None
+            raise SourceError(f"video source: {self.path} has {total} frames; start_frame {self.start_frame} is past "
+                              f"its end")
+        end = min(self.stop_frame, total) if self.stop_frame and total else (self.stop_frame or total)
+        self.frames_expected = max(end - self.start_frame, 0) if end else 0
         self.frame_count = None if self.loop else (self.frames_expected or None)
         self._file_index = 0
+        if self.start_frame:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, self.start_frame)
+            self._file_index = self.start_frame
         self._lost_in_pass = 0
         self._pending = None
         got = self._decode()
@@ -99,7 +117,8 @@ class VideoFileSource(Source):
             item = (self._pending, self._pending_t)
             self._pending = None
         else:
-            item = None if self._eof else self._decode()
+            at_stop = self.stop_frame and self._file_index >= self.stop_frame
+            item = None if self._eof or at_stop else self._decode()
             if item is None and self.loop and self.frames_read > 0 and not self.interrupted:
                 self.loops += 1
                 self._offset_ns = self._last_t_ns + self._period_ns
@@ -130,13 +149,14 @@ class VideoFileSource(Source):
                 self._lost_in_pass += failures
                 return to_bgr(frame), self._media_time()
             pos = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES) or 0)
-            if self.frames_expected and pos >= self.frames_expected:
+            if self.frames_expected and pos >= self.start_frame + self.frames_expected:
                 break  # normal end
             failures += 1
             if failures > self.max_decode_retries or self.interrupted:
                 break
         self._eof = True
-        missing = self.frames_expected - self._file_index - self._lost_in_pass if self.frames_expected else 0
+        done = self._file_index - self.start_frame
+        missing = self.frames_expected - done - self._lost_in_pass if self.frames_expected else 0
         if missing > max(3, self.frames_expected // 20):
             self.premature_end = 1
             self.decode_errors += 1

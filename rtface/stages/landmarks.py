@@ -61,6 +61,7 @@ class LandmarkStage(Stage):
         self._scorer = None
         self._quiet = NativeLogFilter()  # processing thread
         self._quiet_left = 0
+        self.stills_only = False  # set by the engine before open() when the source gives only independent stills
         self.tracker = FaceTracker(min_iou=p.track_min_iou, max_missing=p.track_max_missing)
 
     def _quiet_for(self, frames: int) -> None:
@@ -71,6 +72,9 @@ class LandmarkStage(Stage):
 
     def open(self) -> None:
         self._quiet_for(5)
+        if self.stills_only and self.params.backend == "mesh" and not self.params.static_image:
+            self._backend_for(True)  # photos: only the static-image graph (the tracking graph would go unused)
+            return
         self._open_backend()
 
     def _open_backend(self) -> None:
@@ -99,11 +103,12 @@ class LandmarkStage(Stage):
     def _score(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Full-range detector scores for boxes (NaN where no detection overlaps). Runs only for new faces."""
         import cv2
-        import mediapipe as mp
+
+        from rtface.landmarking.mp_import import solutions
 
         if self._scorer is None:
             self._quiet_for(3)
-            self._scorer = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.2)
+            self._scorer = solutions().face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.2)
         h, w = image.shape[:2]
         res = self._scorer.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         dets, scores = [], []
@@ -124,6 +129,8 @@ class LandmarkStage(Stage):
         unrelated images); the detect and tasks backends detect every frame anyway."""
         p = self.params
         if not still or p.backend != "mesh" or p.static_image:
+            if self._backend is None:
+                self._open_backend()
             return self._backend
         if self._still_backend is None:
             from rtface.landmarking.legacy_mesh import LegacyMeshBackend

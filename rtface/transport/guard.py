@@ -231,6 +231,11 @@ class GuardedConnection:
                 return False
         return False
 
+    def pollables(self) -> tuple[zmq.Socket, ...]:
+        """The sockets to watch in a caller's own ``zmq.Poller`` (the data socket and its monitor; they change
+        after a reconnect, see ``reconnects``); on readiness call :meth:`poll` with 0, then :meth:`recv_parts`."""
+        return tuple(s for s in (self.sock, self._mon) if s is not None)
+
     def recv_parts(self) -> list[bytes] | None:
         """:func:`recv_parts` on the current socket (NOBLOCK)."""
         if self.sock is None:

@@ -105,11 +105,11 @@ class Subscriber:
             self.malformed += 1
             raise
         self.received += 1
-        if topic == TOPIC_FRAME:
-            self._seq_gaps.update(TOPIC_FRAME, msg["seq"])
+        if topic == TOPIC_FRAME or topic.startswith(TOPIC_FRAME + "@"):  # "@<camera>": merged by rtface hub
+            self._seq_gaps.update(topic, msg["seq"])  # per camera: the hub keeps each engine's seq
             index = msg.get("frame")
             if isinstance(index, int):
-                self._index_gaps.update(msg.get("source", ""), index)
+                self._index_gaps.update((msg.get("camera", ""), msg.get("source", "")), index)
         return topic, msg
 
     def __iter__(self) -> Iterator[tuple[str, dict]]:

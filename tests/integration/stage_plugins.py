@@ -60,3 +60,52 @@ class AlertToggleStage(Stage):
             face = Face(f, 1.0, np.zeros(4, np.float32), np.zeros((478, 3), np.float32))
             face.extras["toggle"] = 1.0 if go and ((i + f) // self.params.period) % 2 == 0 else 0.0
             result.faces.append(face)
+
+class ImageDigestStage(Stage):
+    """Stores a digest of the image it is given in ``result.extras['digest']`` (a leading stage)."""
+
+    kind = "digest_test_stage"
+    outputs = ("digest",)
+
+    def process(self, image, result) -> None:
+        import zlib
+
+        result.extras["digest"] = zlib.crc32(image.tobytes())
+
+
+class ImageCheckStage(Stage):
+    """Counts frames whose image changed between the leading stage and this one (``mismatches``)."""
+
+    kind = "check_test_stage"
+    inputs = ("digest",)
+
+    def __init__(self, name, params) -> None:
+        super().__init__(name, params)
+        self.mismatches = 0
+        self.seen = 0
+
+    def process(self, image, result) -> None:
+        import time
+        import zlib
+
+        time.sleep(0.003)  # slower than the leading stage: the front thread runs ahead and reuses buffers
+        self.seen += 1
+        if zlib.crc32(image.tobytes()) != result.extras["digest"]:
+            self.mismatches += 1
+
+
+@dataclass(frozen=True)
+class RaiseParams:
+    at: int = 5
+
+
+class RaisingLeadStage(Stage):
+    """A leading stage that raises at frame ``at`` (with on_error = "raise" the run must fail with it)."""
+
+    kind = "raising_lead_test_stage"
+    outputs = ("landmarks",)
+    Params = RaiseParams
+
+    def process(self, image, result) -> None:
+        if result.meta.index == self.params.at:
+            raise RuntimeError(f"lead stage boom at frame {result.meta.index}")

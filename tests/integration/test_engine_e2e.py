@@ -10,6 +10,7 @@ import pytest
 from rtface.config import config_from_dict
 from rtface.errors import StageError
 from rtface.graph.runner import Engine
+from rtface.output.tables import read_results
 from rtface.transport.subscriber import Subscriber
 from tests.conftest import SAMPLE_VIDEO, VIDEO, free_port
 
@@ -75,7 +76,7 @@ def test_python_api_iterates_results_and_writes_parquet(tmp_path):
         for r in engine.results():
             frames.append((r.meta.index, len(r.faces), r.stage_ms["landmarks"]))
     assert [f[0] for f in frames] == list(range(20))
-    t = pq.read_table(out)
+    t = read_results(out)  # the compact Parquet layout, read back flat
     assert t.num_rows == 20
     assert t.column("frame").to_pylist() == list(range(20))
     assert t.column("x_0").null_count == 0
