@@ -27,7 +27,8 @@ def _status_line(engine, total: int | None) -> str:
     lat = s.latency_ms.percentiles()
     if engine.live:
         ring = engine.ring.stats() if engine.ring is not None else {}
-        dropped = ring.get("overruns", 0) + ring.get("skipped", 0)
+        dropped = ring.get("skipped", 0)  # every frame the engine never read (an overrun frame is also skipped:
+        # adding ``overruns`` counted it twice)
         return (f"fps {s.fps():5.1f} | latency p50 {lat['p50']:6.1f} ms p99 {lat['p99']:6.1f} ms | "
                 f"faces {s.last_faces} | frames {s.frames} | dropped {dropped}")
     if total:
