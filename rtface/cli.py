@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="process a camera, video, image folder or stream and publish results")
     r.add_argument("--config", help="TOML config (default: the packaged configs/default.toml; a bare name such "
-                                    "as 'full' picks a packaged config)")
+                                    "as 'landmarks' picks a packaged config)")
     r.add_argument("--source", help="camera index (0), video file, image folder or glob, or stream URL "
                                     "(default: the embedded sample video played in real time)")
     r.add_argument("--realtime", dest="realtime", action="store_true", default=None,
