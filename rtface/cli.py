@@ -27,7 +27,8 @@ def _status_line(engine, total: int | None) -> str:
     lat = s.latency_ms.percentiles()
     if engine.live:
         ring = engine.ring.stats() if engine.ring is not None else {}
-        dropped = ring.get("overruns", 0) + ring.get("skipped", 0)
+        dropped = ring.get("skipped", 0)  # every frame the engine never read (an overrun frame is also skipped:
+        # adding ``overruns`` counted it twice)
         return (f"fps {s.fps():5.1f} | latency p50 {lat['p50']:6.1f} ms p99 {lat['p99']:6.1f} ms | "
                 f"faces {s.last_faces} | frames {s.frames} | dropped {dropped}")
     if total:
@@ -297,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="process a camera, video, image folder or stream and publish results")
     r.add_argument("--config", help="TOML config (default: the packaged configs/default.toml; a bare name such "
-                                    "as 'full' picks a packaged config)")
+                                    "as 'landmarks' picks a packaged config)")
     r.add_argument("--source", help="camera index (0), video file, image folder or glob, or stream URL "
                                     "(default: the embedded sample video played in real time)")
     r.add_argument("--realtime", dest="realtime", action="store_true", default=None,

@@ -11,8 +11,10 @@ count by a few frames) ``premature_end`` is 1 and the cut counts as one more dec
 are never lost.
 
 Chunks (batch jobs, :mod:`rtface.batch`): ``start_frame`` / ``stop_frame`` deliver only frames
-``start_frame <= i < stop_frame`` (0 = to the end): the capture seeks to ``start_frame`` (FFmpeg decodes from the
-key frame before it, so the frame is exact), frame indices and media times stay those of the whole file.
+``start_frame <= i < stop_frame`` (0 = to the end): the capture skips the frames before ``start_frame`` with
+``grab()`` (no seek: OpenCV's ``CAP_PROP_POS_FRAMES`` seek converts the index to a time with the average frame rate
+and lands on the wrong frame in variable-frame-rate files, e.g. 7 frames late at frame 80 of the test clip
+``face_noface.mov``); frame indices and media times stay those of the whole file.
 """
 from __future__ import annotations
 
@@ -101,8 +103,10 @@ class VideoFileSource(Source):
         self.frame_count = None if self.loop else (self.frames_expected or None)
         self._file_index = 0
         if self.start_frame:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, self.start_frame)
-            self._file_index = self.start_frame
+            skipped = 0
+            while skipped < self.start_frame and cap.grab():  # exact, unlike a POS_FRAMES seek (see above)
+                skipped += 1
+            self._file_index = skipped
         self._lost_in_pass = 0
         self._pending = None
         got = self._decode()

@@ -62,6 +62,18 @@ def test_batch_folder_and_photo_each_get_a_table_and_a_rerun_skips_them(inputs, 
     assert third.returncode == 0 and "(1 to run, 1 input(s) already done)" in third.stderr
 
 
+def test_a_rerun_from_another_working_directory_skips_what_is_done(tmp_path):
+    """The manifest finds finished outputs whatever the working directory: `--out out` from one folder, then the same
+    folder given as an absolute path from another."""
+    (tmp_path / "a").mkdir()
+    photo = str(MISC / "single_face.jpg")
+    first = subprocess.run([sys.executable, "-m", "rtface", "batch", photo, "--out", "out", "--workers", "1"],
+                           capture_output=True, text=True, timeout=300, env=ENV, cwd=tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run([sys.executable, "-m", "rtface", "batch", photo, "--out", str(tmp_path / "a" / "out")],
+                           capture_output=True, text=True, timeout=300, env=ENV, cwd=tmp_path)
+    assert again.returncode == 0 and "(0 to run, 1 input(s) already done)" in again.stderr, again.stderr
+
 def test_interrupted_batch_resumes_and_skips_finished_inputs(tmp_path):
     src = tmp_path / "in"
     src.mkdir()

@@ -191,3 +191,22 @@ def test_read_into_caller_buffer_reuses_it_and_falls_back_on_shape_change():
     assert f0.image is buf and (buf == 7).all()
     f1 = ring.read_next(0.1, out=buf)
     assert f1.image is not buf and f1.image.shape == (5, 6, 3) and (f1.image == 9).all()
+
+
+def test_live_status_line_counts_each_lost_frame_once():
+    """A live engine's status line: frames overwritten before the reader got to them are overruns and then skips
+    of the same frames; `dropped` counts each lost frame once (real ring, the CLI's formatter)."""
+    from types import SimpleNamespace
+
+    from rtface.cli import _status_line
+    from rtface.graph.stats import RunStats
+
+    ring = FrameRing(8, overwrite=True)
+    for i in range(100):  # nobody reads while the engine loads its models
+        assert ring.write(_img(i), i, i, i)
+    got = ring.read_latest(timeout_s=1.0)
+    assert got is not None and got.index == 99
+    st = ring.stats()
+    assert st["overruns"] == 92 and st["skipped"] == 99  # the same 92 frames in both counters
+    line = _status_line(SimpleNamespace(stats=RunStats(), live=True, ring=ring), None)
+    assert line.endswith("dropped 99")

@@ -104,6 +104,18 @@ def test_hevc_mov_decodes_169_frames():
     assert ts[0] == 0 and all(b > a for a, b in zip(ts, ts[1:]))  # first PTS is negative in the file: clamped
 
 
+@pytest.mark.parametrize("video,start,stop", [(MOV, 80, 0), (MOV, 40, 100), (SAMPLE, 30, 60)])
+def test_a_chunk_delivers_exactly_the_frames_of_the_whole_file(video, start, stop):
+    """start_frame / stop_frame (batch chunks) give the very frames and media times of one pass over the file, also
+    for the variable-frame-rate HEVC clip where OpenCV's POS_FRAMES seek lands 7 frames late."""
+    whole = _read_all(VideoFileSource(video))
+    src = VideoFileSource(video, start_frame=start, stop_frame=stop)
+    part = _read_all(src)
+    want = whole[start:stop or None]
+    assert len(part) == len(want)
+    assert all(np.array_equal(a, b) and ta == tb for (a, ta), (b, tb) in zip(part, want))
+    assert src.stats()["premature_end"] == 0 and src.stats()["decode_errors"] == 0
+
 def test_missing_video_names_path(tmp_path):
     missing = tmp_path / "nope.mp4"
     with pytest.raises(SourceError, match="no such file: .*nope.mp4"):
