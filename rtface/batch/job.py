@@ -37,6 +37,8 @@ def job_config(job: dict, config: str | None):
     cfg = load_config(config)
     src = {"spec": job["input"], "realtime": False, "loop": False, "start_frame": int(job.get("start", 0)),
            "stop_frame": int(job.get("stop", 0))}
+    if job.get("allow_incomplete"):
+        src["allow_incomplete"] = True
     eng = {} if job.get("pipeline", True) else {"pipeline": False}  # a worker per core: one thread each
     out = {"path": job["output"], "overwrite": True}
     if int(job.get("chunk", -1)) >= 0:

@@ -35,6 +35,7 @@ class BatchOptions:
     backend: str = "local"  # "local" | "ray"
     ray_address: str | None = None  # Ray: None = start a local instance (or $RAY_ADDRESS)
     progress: bool = True
+    allow_incomplete: bool = False  # accept truncated / partly undecodable inputs ([source] allow_incomplete)
     stream: object = field(default=None, repr=False)  # where progress and the report go (default stderr)
 
 
@@ -162,7 +163,7 @@ def run_batch(opts: BatchOptions) -> int:
                 j = pending.pop(0)
                 running[j.id] = j
                 prog.running[j.id] = 0
-                backend.submit(dict(j.to_dict(), pipeline=pipeline))
+                backend.submit(dict(j.to_dict(), pipeline=pipeline, allow_incomplete=opts.allow_incomplete))
             for ev in backend.poll(0.2):
                 jid = ev.get("job")
                 j = running.get(jid)

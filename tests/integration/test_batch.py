@@ -196,3 +196,21 @@ def test_chunked_video_seams(tmp_path):
     sess = json.loads((tmp_path / "chunks" / "v_session.json").read_text())
     assert sess["stats"]["frames"] == 300 and len(sess["chunks"]) == 3
     assert sess["stages"]["aus"]["faces"]["0"]["n_frames"] == 300
+
+
+def test_allow_incomplete_accepts_the_frames_of_a_truncated_input(tmp_path):
+    """`rtface batch --allow-incomplete`: a video cut in half (its index first) fails without the flag, naming the
+    flag; with it, the frames that decoded make a finished table and the input counts as done."""
+    from tests.unit.test_sources import _faststart
+
+    src = tmp_path / "in"
+    src.mkdir()
+    data = _faststart(SAMPLE_VIDEO.read_bytes())
+    (src / "cut.mp4").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    p = batch(str(src), "--out", str(out), "--workers", "1", "--retries", "0", "--no-progress")
+    assert p.returncode == 2 and "--allow-incomplete" in p.stderr, p.stderr
+    ok = batch(str(src), "--out", str(out), "--workers", "1", "--retries", "0", "--no-progress",
+               "--allow-incomplete")
+    assert ok.returncode == 0, ok.stderr
+    assert 20 < read_results(out / "cut.parquet").num_rows < 72
