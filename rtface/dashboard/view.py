@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from rtface.transport.hub import TOPIC_HUB
 from rtface.transport.wire import TOPIC_ALERT, TOPIC_FRAME, TOPIC_SESSION, TOPIC_STATS
 
 TOPIC_PREVIEW = "rtface.v1.preview"
@@ -194,6 +195,7 @@ class DashboardView:
         self.clients: dict[str, Any] = {"connected": 0, "dropped": 0, "malformed": 0}
         self.preview: dict[str, Any] | None = None
         self.preview_version = 0
+        self.hub: dict[str, Any] | None = None  # last rtface.v1.hub heartbeat (when subscribed to a hub)
         self._cache: tuple[int, str] | None = None
 
     def _changed(self) -> None:
@@ -213,6 +215,10 @@ class DashboardView:
         base, cam = split_topic(topic)
         with self.lock:
             self.transport.update(counters)
+            if base == TOPIC_HUB:  # the hub's own heartbeat: about the hub, not a camera
+                self.hub = {"t_rx": now, "stats": clean(dict(msg))}
+                self._changed()
+                return
             c = self.camera(cam or (msg.get("camera") if isinstance(msg.get("camera"), str) else ""))
             c.last_rx = now
             try:
@@ -310,7 +316,9 @@ class DashboardView:
                    "stream": {"endpoint": self.stream_endpoint, "state": overall, "stall_s": self.stall_s,
                               **self.transport},
                    "cameras": cams, "alerts": alerts, "cleared": list(self.cleared), "channel": dict(self.channel),
-                   "clients": dict(self.clients)}
+                   "clients": dict(self.clients),
+                   "hub": None if self.hub is None else {"age_s": round(now - self.hub["t_rx"], 3),
+                                                         "stats": self.hub["stats"]}}
             self._cache = (self.version, json.dumps(doc, separators=(",", ":"), allow_nan=False))
             return self._cache
 

@@ -73,6 +73,10 @@ def test_hub_topics_are_cameras_and_stalls_are_per_camera():
     assert d["stream"]["state"] == "stalled"
     v.on_message("rtface.v1.session@cam1", {"outcome": "completed", "complete": True}, C)
     assert {c["name"]: c["state"] for c in _doc(v)["cameras"]}["cam1"] == "ended"
+    v.on_message("rtface.v1.hub", {"cameras": {"cam1": {"frames": 3}}}, C)  # the hub's heartbeat is no camera
+    d = _doc(v)
+    assert sorted(c["name"] for c in d["cameras"]) == ["cam1", "cam2"]
+    assert d["hub"]["stats"]["cameras"]["cam1"]["frames"] == 3
 
 
 def test_alert_lifecycle_and_local_offline():
