@@ -40,7 +40,8 @@ class AlertParams:
     endpoint: str = field(default_factory=default_alert_endpoint)  # alert channel (ROUTER); "" = journal only
     journal: str = ""  # SQLite journal ("" = <user data dir>/rtface/alerts/journal.sqlite)
     journal_sync: str = "full"  # "full": every commit survives power loss | "normal": survives a killed process
-    token: str = ""  # shared secret listeners must present; required for a non-loopback endpoint
+    token: str = ""  # listeners' shared secret (required beyond loopback): "auto" = random per run, "" = none;
+    # $RTFACE_ALERTS_TOKEN overrides; written to a 0600 per-user file (rtface/transport/alert_channel.py)
     default_rules: bool = True  # start from the packaged rules
     rules: tuple[Any, ...] = ()  # [[stages.rules]] tables: change packaged rules by name, or add rules
     negative_classes: tuple[str, ...] = ("sadness", "fear", "anger", "disgust")  # summed into negative_emotion
@@ -65,8 +66,8 @@ class AlertParams:
             raise ValueError(f"field 'max_inflight' must be >= 1, got {self.max_inflight}")
         if self.journal_sync not in ("full", "normal"):
             raise ValueError(f"field 'journal_sync': {self.journal_sync!r} is not 'full' or 'normal'")
-        if self.token and len(self.token) < 16:
-            raise ValueError("field 'token' must be at least 16 characters")
+        if self.token and self.token != "auto" and len(self.token) < 16:
+            raise ValueError("field 'token' must be \"auto\" or at least 16 characters")
         from rtface.alerts.patient import parse_patient
 
         parse_patient(self.patient)
@@ -113,6 +114,7 @@ class AlertStage(Stage):
         from rtface.alerts.rules import needs
         from rtface.alerts.service import AlertService, ChannelSettings
         from rtface.alerts.signals import SignalReader
+        from rtface.transport.alert_channel import alert_token
 
         p = self.params
         reader = SignalReader(self._upstream.get("aus", ()), self._upstream.get("emotion", ()), p.negative_classes)
@@ -136,7 +138,8 @@ class AlertStage(Stage):
         journal = Journal(p.journal or default_journal_path(), sync=p.journal_sync)
         try:
             self.service = AlertService(tuple(keep), reader, journal,
-                                        ChannelSettings(p.endpoint, p.token, p.heartbeat_s, p.redeliver_s,
+                                        ChannelSettings(p.endpoint, alert_token(p.token), p.heartbeat_s,
+                                                        p.redeliver_s,
                                                         p.peer_timeout_s, p.max_inflight),
                                         forget_face_s=p.forget_face_s, patient=p.patient,
                                         patient_reacquire_widths=p.patient_reacquire_widths)
