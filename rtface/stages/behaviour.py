@@ -13,7 +13,7 @@ speed_mouth (cm/s), head_angspeed (deg/s), blink_rate_min, perclos, frames), at 
 (:meth:`bind_names`, called by the runner once every stage is open).
 
 Memory is bounded in long live runs: the rolling values come from a buffer of the last ``window_s`` only, and the
-session history of each face holds at most ``history_max_frames`` rows (default 18000, 10 min at 30 fps, ~13 MB
+session history of each face holds at most ``history_max_frames`` rows (default 18000, 10 min at 30 fps, 12.4 MiB
 per face); beyond that it is decimated to every 2nd, 4th ... frame (:class:`FaceAccumulator`; counted in
 ``history_decimations`` of the summary and ``decimated_history`` of the analysis quality), while ``n_frames``,
 ``duration_s`` and the blink measures stay exact. ``history_max_frames = 0``: no cap (memory grows ~0.8 kB per
