@@ -83,7 +83,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--endpoint", default=DEFAULT_ALERT_ENDPOINT, help="alert channel of the engine")
-        p.add_argument("--token", default="", help="the engine's alert token (or $RTFACE_ALERTS_TOKEN)")
+        p.add_argument("--token", default="", help="the engine's alert token (default $RTFACE_ALERTS_TOKEN, else the "
+                       "token file the engine wrote for this endpoint, same user)")
         p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     li = asub.add_parser("listen", help="print one line per alert event (acknowledged, never lost)")

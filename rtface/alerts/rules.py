@@ -27,7 +27,7 @@ from typing import Any
 PRIORITIES = ("low", "medium", "high")
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda v, t: v >= t, ">": lambda v, t: v > t, "<=": lambda v, t: v <= t, "<": lambda v, t: v < t}
-CAMERA_SIGNALS = ("face_count", "frame_gap_s")
+CAMERA_SIGNALS = ("face_count", "frame_gap_s", "patient_face_count")
 EYE_SIGNALS = ("eye_closure", "eye_closure_l", "eye_closure_r", "eyes_closed_s", "perclos", "blink_rate_min",
                "AU45_r", "AU45_c", "blink")
 _NAME_RE = re.compile(r"^[a-z0-9_]{1,48}$")
@@ -115,6 +115,8 @@ def _d(**kw: Any) -> RuleSpec:
     return RuleSpec(**kw)
 
 
+_FACE_LOST_MESSAGE = "no face in view for 3 s"
+
 # Packaged rules (README "Alerts" gives the source of every number).
 DEFAULT_RULES: tuple[RuleSpec, ...] = (
     _d(name="microsleep", signal="eyes_closed_s", threshold=1.0, clear_threshold=0.5, clear_s=1.0,
@@ -130,19 +132,26 @@ DEFAULT_RULES: tuple[RuleSpec, ...] = (
        message="sustained negative emotion: sadness+fear+anger+disgust averaged over 10 s at or above 0.6"),
     _d(name="face_lost", signal="face_count", op="<", threshold=1.0, onset_s=3.0, clear_threshold=1.0,
        clear_s=1.0, priority="medium", cooldown_s=10.0, escalate_after_s=120.0,
-       message="no face in view for 3 s"),
+       message=_FACE_LOST_MESSAGE),
     _d(name="source_lost", signal="frame_gap_s", threshold=2.0, clear_threshold=1.0, clear_s=1.0,
        priority="high", message="no frame from the camera for 2 s"),
 )
 
 
+PATIENT_FACE_LOST = {"signal": "patient_face_count", "message": "the patient's face not in view for 3 s"}
+
+
 def build_rules(tables: Iterable[Mapping[str, Any]], *, defaults: bool,
-                make: Callable[[type, dict, str], Any], where: str) -> tuple[tuple[RuleSpec, ...], set[str]]:
+                make: Callable[[type, dict, str], Any], where: str, patient: bool = False
+                ) -> tuple[tuple[RuleSpec, ...], set[str]]:
     """Packaged rules (if ``defaults``) overridden / extended by ``tables``; returns (enabled rules, names that the
     config itself set). ``make(cls, table, where)`` builds a dataclass from a TOML table (rtface.config's
-    validator). Raises ValueError / the validator's error naming the rule and field."""
+    validator). ``patient``: a patient is configured, so ``face_lost`` watches ``patient_face_count`` (unless
+    the config gave face_lost a signal itself). Raises ValueError / the validator's error naming the rule and
+    field."""
     rules: dict[str, RuleSpec] = {r.name: r for r in DEFAULT_RULES} if defaults else {}
     explicit: set[str] = set()
+    explicit_fields: dict[str, set[str]] = {}
     for i, table in enumerate(tables):
         if not isinstance(table, Mapping):
             raise ValueError(f"{where}: rules[{i}] must be a table")
@@ -156,6 +165,11 @@ def build_rules(tables: Iterable[Mapping[str, Any]], *, defaults: bool,
         fields = dict(table) if base is None else {**dataclasses.asdict(base), **table}
         rules[name] = make(RuleSpec, fields, f"{where}: rule '{name}'")
         explicit.add(name)
+        explicit_fields[name] = set(table)
+    if patient and "face_lost" in rules and "signal" not in explicit_fields.get("face_lost", ()):
+        fl = rules["face_lost"]
+        msg = PATIENT_FACE_LOST["message"] if fl.message == _FACE_LOST_MESSAGE else fl.message
+        rules["face_lost"] = dataclasses.replace(fl, signal=PATIENT_FACE_LOST["signal"], message=msg)
     out = tuple(r for r in rules.values() if r.enabled)
     for r in out:
         r.check()

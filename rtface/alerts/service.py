@@ -32,6 +32,7 @@ from rtface.records import FrameResult
 from rtface.transport.alert_wire import event_message
 
 _NS = 1_000_000_000
+NAN = math.nan
 IDLE_AFTER_NS = 500_000_000  # a live source silent this long counts as "no frame, no face" for the rules
 
 
@@ -49,7 +50,8 @@ class AlertService:
     """See the module docstring. ``rules``: enabled rules; ``reader``: signal reader for this pipeline."""
 
     def __init__(self, rules: tuple[RuleSpec, ...], reader: SignalReader, journal: Journal,
-                 channel: ChannelSettings, *, forget_face_s: float = 10.0) -> None:
+                 channel: ChannelSettings, *, forget_face_s: float = 10.0, patient: str = "",
+                 patient_reacquire_widths: float = 1.0) -> None:
         self.rules = {r.name: r for r in rules}
         self._face_rules = [r for r in rules if r.scope == "face"]
         self._cam_rules = [r for r in rules if r.scope == "camera"]
@@ -61,6 +63,11 @@ class AlertService:
         self.evaluator = Evaluator(rules)
         self.book = AlertBook(journal.next_alert_id)
         self.forget_face_ns = int(forget_face_s * _NS)
+        self.patient = None
+        if patient.strip():
+            from rtface.alerts.patient import PatientTracker
+
+            self.patient = PatientTracker(patient, patient_reacquire_widths)
         self.counts = {k: 0 for k in ("raised", "cleared", "escalated", "acknowledged", "delivered")}
         self.frames = 0
         self.camera: str | None = None
@@ -117,9 +124,13 @@ class AlertService:
         if self.camera is None:
             self.camera = cam
             events += self._adopt_camera(cam, ctx)
-        cam_values = {"face_count": float(len(result.faces)), "frame_gap_s": gap_s}
+        cam_values = {"face_count": float(len(result.faces)), "frame_gap_s": gap_s, "patient_face_count": NAN}
+        where: dict[str, Any] = {"frame": int(m.index)}
+        if self.patient is not None:
+            cam_values["patient_face_count"], pid = self.patient.update(result.faces, m.width, m.height)
+            where = {**where, "patient_face_id": pid, "faces_in_view": len(result.faces)}
         for r in self._cam_rules:
-            events += self._step(r, (cam, -1), cam_values[r.signal], False, ctx, {"frame": int(m.index)})
+            events += self._step(r, (cam, -1), cam_values[r.signal], False, ctx, where)
         for face in result.faces:
             key = (cam, int(face.face_id))
             self._seen[key] = t
@@ -152,7 +163,7 @@ class AlertService:
             self._t = t
             ctx = Ctx(t, now_ns, -1, -1)
             cam = self.camera or "source"
-            cam_values = {"face_count": 0.0, "frame_gap_s": (now_ns - self._ref[0]) / _NS}
+            cam_values = {"face_count": 0.0, "frame_gap_s": (now_ns - self._ref[0]) / _NS, "patient_face_count": 0.0}
             events: list[dict[str, Any]] = []
             for r in self._cam_rules:
                 events += self._step(r, (cam, -1), cam_values[r.signal], False, ctx,

@@ -4,7 +4,8 @@ Face signals (one value per face): ``eye_closure`` (mean of both eyes, 0-1), ``e
 ``eyes_closed_s``, ``perclos``, ``blink_rate_min``, ``AU45_r`` (eyes stage); ``pspi`` (AU stage); ``au.AU04``
 (an AU intensity, 0-5); ``emotion.sadness`` (a class probability); ``negative_emotion`` (sum of the probabilities of
 the ``negative`` classes); any other name reads a numeric per-face extra of that name (a plug-in stage's output).
-Camera signals (one value per frame): ``face_count`` (faces in the frame) and ``frame_gap_s`` (media time since
+Camera signals (one value per frame): ``face_count`` (faces in the frame), ``patient_face_count`` (1 while the
+configured patient is in view, else 0: :mod:`rtface.alerts.patient`) and ``frame_gap_s`` (media time since
 the previous frame, s). A value that is missing (the stage did not fill it, NaN) does not advance the rule.
 Pure functions of one frame; the caller owns the frame.
 """

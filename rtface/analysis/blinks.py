@@ -117,3 +117,104 @@ def blink_stats(t: np.ndarray, closure: np.ndarray, *, blink_flag: np.ndarray | 
         "long_closures": float(long_n),
         "perclos": perclos,
     }
+
+
+class _Welford:
+    """Running mean and sample standard deviation (ddof 1)."""
+
+    def __init__(self) -> None:
+        self.n, self.mean, self._m2 = 0, 0.0, 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        d = x - self.mean
+        self.mean += d / self.n
+        self._m2 += d * (x - self.mean)
+
+    def std(self) -> float:
+        return math.sqrt(self._m2 / (self.n - 1)) if self.n > 1 else math.nan
+
+
+class BlinkStream:
+    """:func:`blink_stats` over every frame of a face, in O(1) memory (the behaviour stage's bounded history uses
+    it once the history was decimated). Fed (media time s, mean closure or NaN, optional (flag, duration ms)).
+    Differs from :func:`blink_stats` on the same frames only in PERCLOS's weight of the very last frame (the step
+    before it instead of the median step). Owned by the caller's thread."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.t_first = self.t_last = math.nan
+        self.closure_seen = self.flag_seen = False
+        # blinks from the eyes stage's flag
+        self._f_n, self._f_dur, self._f_ibi, self._f_start = 0, _Welford(), _Welford(), math.nan
+        # closures found from the closure signal (hysteresis)
+        self._c_open: float | None = None
+        self._c_n, self._c_long, self._c_dur, self._c_ibi, self._c_start = 0, 0, _Welford(), _Welford(), math.nan
+        # PERCLOS: the previous frame waits for its weight (time to this frame)
+        self._prev: tuple[float, float] | None = None
+        self._w_all = self._w_closed = 0.0
+        self._last_dt = math.nan
+
+    def add(self, t: float, closure: float, blink: tuple[float, float] | None = None) -> None:
+        if self.frames == 0:
+            self.t_first = t
+        self.frames += 1
+        self.t_last = t
+        if blink is not None and math.isfinite(blink[0]):
+            self.flag_seen = True
+            if blink[0] > 0.5:
+                dur = blink[1] / 1e3 if math.isfinite(blink[1]) else math.nan
+                start = t - (dur if math.isfinite(dur) else 0.0)
+                if self._f_n:
+                    self._f_ibi.add(start - self._f_start)
+                self._f_n, self._f_start = self._f_n + 1, start
+                if math.isfinite(dur):
+                    self._f_dur.add(dur)
+        ok = math.isfinite(closure)
+        self.closure_seen = self.closure_seen or ok
+        if self._c_open is None and ok and closure >= BLINK_ON:
+            self._c_open = t
+        elif self._c_open is not None and (not ok or closure < BLINK_OFF):
+            dur = t - self._c_open
+            if dur <= BLINK_MAX_S:
+                if self._c_n:
+                    self._c_ibi.add(self._c_open - self._c_start)
+                self._c_n, self._c_start = self._c_n + 1, self._c_open
+                self._c_dur.add(dur)
+            else:
+                self._c_long += 1
+            self._c_open = None
+        if self._prev is not None:
+            dt = t - self._prev[0]
+            self._last_dt = dt
+            self._weigh(self._prev[1], min(max(dt, 0.0), 0.5))
+        self._prev = (t, closure)
+
+    def _weigh(self, c: float, w: float) -> None:
+        if math.isfinite(c):
+            self._w_all += w
+            self._w_closed += w * (c >= PERCLOS_LEVEL)
+
+    def stats(self) -> dict[str, float]:
+        """The keys of :func:`blink_stats` over every frame added (NaN-free counts)."""
+        dur_min = max(self.t_last - self.t_first, 1e-9) / 60.0 if self.frames else math.nan
+        if self.flag_seen:
+            n, dur, ibi, long_n = self._f_n, self._f_dur, self._f_ibi, 0
+        else:
+            n, dur, ibi, long_n = self._c_n, self._c_dur, self._c_ibi, self._c_long
+        w_all, w_closed = self._w_all, self._w_closed
+        if self._prev is not None:  # the last frame: the step before it (blink_stats: the median step)
+            last_w = min(max(self._last_dt, 0.0), 0.5) if math.isfinite(self._last_dt) else 1 / 30
+            c = self._prev[1]
+            if math.isfinite(c):
+                w_all, w_closed = w_all + last_w, w_closed + last_w * (c >= PERCLOS_LEVEL)
+        return {
+            "blink_count": float(n),
+            "mov_blink_count": n / dur_min,
+            "blink_dur_mean_ms": dur.mean * 1e3 if dur.n else math.nan,
+            "blink_dur_std_ms": dur.std() * 1e3,
+            "mov_blinkdur_mean": ibi.mean if ibi.n else math.nan,
+            "mov_blinkdur_std": ibi.std(),
+            "long_closures": float(long_n),
+            "perclos": w_closed / w_all if w_all > 0 else math.nan,
+        }

@@ -7,6 +7,18 @@ region, eye signals), never the landmarks, so a session costs ~0.8 kB per face p
 at 30 fps). :meth:`frame_table` adds the per-frame quantities that are pure functions of stored columns
 (OpenDBM composites, ``expressivity``, eye closure).
 
+Bounded memory (the live behaviour stage; a table read by ``rtface analyze`` keeps every frame):
+
+- ``max_frames`` caps the session history. When it is full, every second stored row is dropped and from then on
+  only every ``stride``-th frame is stored (``stride`` doubles at each such *decimation*, counted in
+  ``decimations``); the history then always spans the whole session with between ``max_frames / 2`` and
+  ``max_frames`` evenly spaced frames. The streamed per-frame values (kinematics, head speed) are computed on every
+  frame before decimation, so each kept row is exact; session measures from a decimated history are those of the
+  kept frames, except ``n_frames``, ``duration_s`` and, when the eye-closure signal is given, the blink measures,
+  which are streamed over every frame (:class:`rtface.analysis.blinks.BlinkStream`).
+- ``recent_s`` keeps a separate buffer of the frames of the last ``recent_s`` of media time (the rolling window,
+  :meth:`recent_table`), so the live values never depend on the decimation.
+
 Thread ownership: an accumulator belongs to the thread that calls ``add`` (the processing thread for the stage).
 """
 from __future__ import annotations
@@ -27,7 +39,9 @@ class FaceAccumulator:
     """Stores the per-frame features of one face (module doc)."""
 
     def __init__(self, face_id: int, au_names=(), emotion_names=(), lr_aus=(), *, tau_s: float = 0.05,
-                 max_gap_s: float = 0.5) -> None:
+                 max_gap_s: float = 0.5, max_frames: int = 0, recent_s: float = 0.0) -> None:
+        if max_frames and max_frames < 4:
+            raise ValueError(f"FaceAccumulator: max_frames must be 0 (no cap) or >= 4, got {max_frames}")
         self.face_id = int(face_id)
         self.au_names, self.emotion_names, self.lr_aus = tuple(au_names), tuple(emotion_names), tuple(lr_aus)
         cols = ["t", "frame", "confidence", "neutral_ready"]
@@ -40,8 +54,16 @@ class FaceAccumulator:
         cols += ["lid_l", "lid_r", "closure_l", "closure_r", "blink", "blink_duration_ms"]
         self.columns = tuple(cols)
         self._ix = {c: i for i, c in enumerate(cols)}
-        self._buf = np.full((256, len(cols)), np.nan)
-        self.n = 0
+        self.max_frames, self.recent_s = int(max_frames), float(recent_s)
+        self._buf = np.full((min(256, self.max_frames or 256), len(cols)), np.nan)
+        self.n = 0  # rows in the history
+        self.seen = 0  # frames added (every frame, stored or not)
+        self.stride, self.decimations = 1, 0
+        self.t_first = self.t_last = math.nan
+        self._row = np.full(len(cols), np.nan)
+        self._rec = np.full((64, len(cols)), np.nan) if self.recent_s > 0 else None
+        self._rn = 0
+        self.blinks = blinks.BlinkStream()
         self._kin = kinematics.LandmarkKinematics(tau_s, max_gap_s)
         self._head = kinematics.HeadKinematics(max_gap_s)
         self._comp = Composites(self.au_names)
@@ -52,9 +74,8 @@ class FaceAccumulator:
         """One frame of this face. ``pose``: (pitch, yaw, roll deg, tx, ty, tz cm); ``canonical``: (478, 3) cm;
         ``mesh_px``: (478, 2+) image points (only for the fallback lid ratio); ``au_lr``: {AU: (L, R)};
         ``closure``: (left, right) 0-1; ``blink``: (flag, duration ms)."""
-        if self.n == len(self._buf):
-            self._buf = np.concatenate([self._buf, np.full_like(self._buf, np.nan)])
-        row = self._buf[self.n]
+        row = self._row
+        row.fill(np.nan)
         ix = self._ix
         row[ix["t"]], row[ix["frame"]] = t_s, frame
         row[ix["confidence"]], row[ix["neutral_ready"]] = confidence, neutral_ready
@@ -89,11 +110,65 @@ class FaceAccumulator:
             row[ix["lid_l"]], row[ix["lid_r"]] = left, right
         if blink is not None:
             row[ix["blink"]], row[ix["blink_duration_ms"]] = blink
+        c = [float(v) for v in closure if math.isfinite(v)] if closure is not None else []
+        self.blinks.add(t_s, sum(c) / len(c) if c else math.nan, blink)
+        self._store(row, t_s)
+
+    def _store(self, row: np.ndarray, t_s: float) -> None:
+        if self.seen == 0:
+            self.t_first = t_s
+        self.t_last = t_s
+        keep = self.seen % self.stride == 0
+        self.seen += 1
+        if self._rec is not None:
+            self._keep_recent(row, t_s)
+        if not keep:
+            return
+        if self.n == len(self._buf):
+            if self.max_frames and self.n >= self.max_frames:
+                half = self._buf[0:self.n:2].copy()  # kept rows are every (2 stride)-th frame
+                self._buf[:len(half)] = half
+                self._buf[len(half):] = np.nan
+                self.n, self.stride = len(half), self.stride * 2
+                self.decimations += 1
+                if (self.seen - 1) % self.stride:
+                    return
+            else:
+                grow = len(self._buf) if not self.max_frames else min(len(self._buf), self.max_frames - self.n)
+                self._buf = np.concatenate([self._buf, np.full((grow, len(self.columns)), np.nan)])
+        self._buf[self.n] = row
         self.n += 1
+
+    def _keep_recent(self, row: np.ndarray, t_s: float) -> None:
+        if self._rn == len(self._rec):
+            start = int(np.searchsorted(self._rec[:self._rn, 0], t_s - self.recent_s, side="right"))
+            if start == 0:
+                self._rec = np.concatenate([self._rec, np.full_like(self._rec, np.nan)])
+            else:
+                self._rec[:self._rn - start] = self._rec[start:self._rn]
+                self._rn -= start
+        self._rec[self._rn] = row
+        self._rn += 1
+
+    def recent_table(self, t_from: float) -> dict[str, np.ndarray]:
+        """Frame table of the frames after media time ``t_from`` (s): from the recent buffer when there is one
+        (``recent_s`` >= the span asked for), else from the history."""
+        if self._rec is not None:
+            start = int(np.searchsorted(self._rec[:self._rn, 0], t_from, side="right"))
+            return self._table(self._rec[start:self._rn])
+        start = int(np.searchsorted(self._buf[:self.n, 0], t_from, side="right"))
+        return self.frame_table(start)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the history and recent buffers."""
+        return int(self._buf.nbytes + (0 if self._rec is None else self._rec.nbytes))
 
     def frame_table(self, start: int = 0) -> dict[str, np.ndarray]:
         """{column: (n,) values} of frames ``start:``, plus composites, ``expressivity``, ``closure``."""
-        b = self._buf[start:self.n]
+        return self._table(self._buf[start:self.n])
+
+    def _table(self, b: np.ndarray) -> dict[str, np.ndarray]:
         d = {c: b[:, i] for i, c in enumerate(self.columns)}
         k = len(self.au_names)
         if k:

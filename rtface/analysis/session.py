@@ -56,12 +56,33 @@ def analyze_accumulators(accs: dict[int, FaceAccumulator], quality: dict | None 
         out.frames[fid] = ft
         m = session_measures(ft, acc.au_names, acc.lr_aus, smooth_window_s=s.smooth_window_s)
         m["closure_source"] = str(ft["closure_source"][0])
+        if acc.decimations:
+            m.update(streamed_measures(acc))
+            out.quality.setdefault("decimated_history", {})[fid] = {
+                "frames_seen": acc.seen, "frames_kept": acc.n, "stride": acc.stride, "decimations": acc.decimations}
         out.faces[fid] = m
         out.windows[fid] = windows_table(ft, s.window_s, s.step_s)
     out.dyads = dyad_measures(out.frames, s.dyad_signals, window_s=s.dyad_window_s, step_s=s.dyad_step_s,
                               max_lag_s=s.dyad_max_lag_s, min_r=s.dyad_min_r)
     out.quality["faces_too_short"] = short
     return out
+
+
+_BLINK_KEYS = ("blink_count", "mov_blink_count", "blink_dur_mean_ms", "blink_dur_std_ms", "mov_blinkdur_mean",
+               "mov_blinkdur_std", "long_closures")
+
+
+def streamed_measures(acc: FaceAccumulator) -> dict[str, float]:
+    """Session values streamed over every frame of a decimated accumulator (features module doc): ``n_frames``,
+    ``duration_s`` and, where the eye signals were given, the blink measures and PERCLOS."""
+    d = {"n_frames": float(acc.seen), "duration_s": float(acc.t_last - acc.t_first)}
+    b = acc.blinks
+    if b.closure_seen or b.flag_seen:
+        st = b.stats()
+        d.update({k: st[k] for k in _BLINK_KEYS})
+        if b.closure_seen:
+            d["perclos"] = st["perclos"]
+    return d
 
 
 def analyze_table(path: str | Path, settings: AnalysisSettings | None = None) -> Analysis:

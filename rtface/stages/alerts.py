@@ -8,7 +8,9 @@ journal only), ``journal``
 ``token`` (needed to bind beyond loopback), ``default_rules``, ``rules``, ``negative_classes`` (the emotion classes
 summed into ``negative_emotion``), ``forget_face_s``, channel timing (``heartbeat_s``, ``redeliver_s``,
 ``peer_timeout_s``, ``max_inflight``) and ``drain_s`` (at the end of a run, how long connected listeners get to
-acknowledge what is in flight).
+acknowledge what is in flight). ``patient`` (``"largest"``, ``"central"`` or ``"id:N"``;
+:mod:`rtface.alerts.patient`): the packaged ``face_lost`` rule then watches the patient's face
+(``patient_face_count``), so it fires while visitors are still in view.
 
 A packaged rule whose signal needs a stage the pipeline does not have (e.g. ``pain`` without ``aus``) is left out
 and listed in the summary; a rule the config names explicitly must be satisfiable (ConfigError naming it).
@@ -38,7 +40,8 @@ class AlertParams:
     endpoint: str = field(default_factory=default_alert_endpoint)  # alert channel (ROUTER); "" = journal only
     journal: str = ""  # SQLite journal ("" = <user data dir>/rtface/alerts/journal.sqlite)
     journal_sync: str = "full"  # "full": every commit survives power loss | "normal": survives a killed process
-    token: str = ""  # shared secret listeners must present; required for a non-loopback endpoint
+    token: str = ""  # listeners' shared secret (required beyond loopback): "auto" = random per run, "" = none;
+    # $RTFACE_ALERTS_TOKEN overrides; written to a 0600 per-user file (rtface/transport/alert_channel.py)
     default_rules: bool = True  # start from the packaged rules
     rules: tuple[Any, ...] = ()  # [[stages.rules]] tables: change packaged rules by name, or add rules
     negative_classes: tuple[str, ...] = ("sadness", "fear", "anger", "disgust")  # summed into negative_emotion
@@ -48,6 +51,8 @@ class AlertParams:
     peer_timeout_s: float = 10.0  # forget a listener not heard from for this long, s
     max_inflight: int = 256  # unacknowledged events per listener
     drain_s: float = 2.0  # at the end of a run, wait this long at most for listeners' acks, s
+    patient: str = ""  # "" = any face | "largest" | "central" | "id:N": face_lost watches that face (patient.py)
+    patient_reacquire_widths: float = 1.0  # a new face this near the patient's last place (box widths) is them
 
     def __post_init__(self) -> None:
         """Checked when the config loads (ValueError -> ConfigError naming the stage and field)."""
@@ -61,8 +66,14 @@ class AlertParams:
             raise ValueError(f"field 'max_inflight' must be >= 1, got {self.max_inflight}")
         if self.journal_sync not in ("full", "normal"):
             raise ValueError(f"field 'journal_sync': {self.journal_sync!r} is not 'full' or 'normal'")
-        if self.token and len(self.token) < 16:
-            raise ValueError("field 'token' must be at least 16 characters")
+        if self.token and self.token != "auto" and len(self.token) < 16:
+            raise ValueError("field 'token' must be \"auto\" or at least 16 characters")
+        from rtface.alerts.patient import parse_patient
+
+        parse_patient(self.patient)
+        if not (math.isfinite(self.patient_reacquire_widths) and self.patient_reacquire_widths > 0):
+            raise ValueError(f"field 'patient_reacquire_widths' must be finite and > 0, got "
+                             f"{self.patient_reacquire_widths}")
         self.build_rules()
 
     def build_rules(self) -> tuple[tuple[Any, ...], set[str]]:
@@ -71,7 +82,8 @@ class AlertParams:
         from rtface.config import build_dataclass
 
         try:
-            return build_rules(self.rules, defaults=self.default_rules, make=build_dataclass, where="rules")
+            return build_rules(self.rules, defaults=self.default_rules, make=build_dataclass, where="rules",
+                               patient=bool(self.patient.strip()))
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
 
@@ -102,6 +114,7 @@ class AlertStage(Stage):
         from rtface.alerts.rules import needs
         from rtface.alerts.service import AlertService, ChannelSettings
         from rtface.alerts.signals import SignalReader
+        from rtface.transport.alert_channel import alert_token
 
         p = self.params
         reader = SignalReader(self._upstream.get("aus", ()), self._upstream.get("emotion", ()), p.negative_classes)
@@ -110,6 +123,9 @@ class AlertStage(Stage):
             key = needs(r.signal)
             why = f"needs a '{key}' stage before it" if key is not None and key not in self._upstream else None
             why = why or (reader.check(r.signal) if r.scope == "face" else None)
+            if r.signal == "patient_face_count" and not p.patient.strip():
+                raise ConfigError(f"stage '{self.name}': rule '{r.name}': signal 'patient_face_count' needs "
+                                  f"field 'patient' (\"largest\", \"central\" or \"id:N\")")
             if why is None:
                 keep.append(r)
             elif r.name in self._explicit:
@@ -122,9 +138,11 @@ class AlertStage(Stage):
         journal = Journal(p.journal or default_journal_path(), sync=p.journal_sync)
         try:
             self.service = AlertService(tuple(keep), reader, journal,
-                                        ChannelSettings(p.endpoint, p.token, p.heartbeat_s, p.redeliver_s,
+                                        ChannelSettings(p.endpoint, alert_token(p.token), p.heartbeat_s,
+                                                        p.redeliver_s,
                                                         p.peer_timeout_s, p.max_inflight),
-                                        forget_face_s=p.forget_face_s)
+                                        forget_face_s=p.forget_face_s, patient=p.patient,
+                                        patient_reacquire_widths=p.patient_reacquire_widths)
         except BaseException:
             journal.close()
             raise

@@ -12,6 +12,13 @@ speed_mouth (cm/s), head_angspeed (deg/s), blink_rate_min, perclos, frames), at 
 ``_session.json/.csv`` and the ``rtface.v1.session`` message). The AU and emotion names come from the engine
 (:meth:`bind_names`, called by the runner once every stage is open).
 
+Memory is bounded in long live runs: the rolling values come from a buffer of the last ``window_s`` only, and the
+session history of each face holds at most ``history_max_frames`` rows (default 18000, 10 min at 30 fps, 12.4 MiB
+per face); beyond that it is decimated to every 2nd, 4th ... frame (:class:`FaceAccumulator`; counted in
+``history_decimations`` of the summary and ``decimated_history`` of the analysis quality), while ``n_frames``,
+``duration_s`` and the blink measures stay exact. ``history_max_frames = 0``: no cap (memory grows ~0.8 kB per
+face per frame). ``rtface analyze`` on the result table always uses every frame.
+
 Thread ownership: the runner's processing thread owns the stage; :meth:`analysis` is called from it at close.
 """
 from __future__ import annotations
@@ -38,11 +45,15 @@ class BehaviourParams:
     publish_every_s: float = 0.0  # media time between two rolling values of one face (0 = every frame)
     tau_s: float = 0.05  # landmark low-pass before differentiation (kinematics), s
     max_faces: int = 16  # faces tracked at once; further ids are counted in skipped_faces, not analysed
+    history_max_frames: int = 18000  # session history cap per face (10 min at 30 fps); then decimated; 0 = no cap
 
     def __post_init__(self) -> None:
         if not (self.window_s > 0 and self.publish_every_s >= 0 and self.tau_s >= 0 and self.max_faces >= 1):
             raise ConfigError(f"behaviour stage: window_s > 0, publish_every_s >= 0, tau_s >= 0, max_faces >= 1 "
                               f"(got {self.window_s}, {self.publish_every_s}, {self.tau_s}, {self.max_faces})")
+        if not (self.history_max_frames == 0 or self.history_max_frames >= 100):
+            raise ConfigError(f"behaviour stage: field 'history_max_frames' must be 0 (no cap) or >= 100, got "
+                              f"{self.history_max_frames}")
 
 
 @register_stage
@@ -86,7 +97,9 @@ class BehaviourStage(Stage):
                 self.skipped_faces += 1
                 return None
             acc = self._accs[fid] = FaceAccumulator(fid, self.au_names, self.emotion_names,
-                                                    tau_s=self.params.tau_s)
+                                                    tau_s=self.params.tau_s,
+                                                    max_frames=self.params.history_max_frames,
+                                                    recent_s=self.params.window_s)
         return acc
 
     def process(self, image: np.ndarray, result: FrameResult) -> None:
@@ -119,9 +132,7 @@ class BehaviourStage(Stage):
                 face.extras["behaviour"] = self._rolling(acc, t)
 
     def _rolling(self, acc: FaceAccumulator, t: float) -> dict[str, float]:
-        ts = acc._buf[:acc.n, 0]
-        start = int(np.searchsorted(ts, t - self.params.window_s, side="right"))
-        vals = window_measures(acc.frame_table(start), t, self.params.window_s)
+        vals = window_measures(acc.recent_table(t - self.params.window_s), t, self.params.window_s)
         return {k: float(v) for k, v in vals.items() if k != "t_end"}
 
     def analysis(self, quality: dict | None = None) -> Analysis:
@@ -133,4 +144,11 @@ class BehaviourStage(Stage):
     def summary(self) -> dict[str, Any]:
         a = self.analysis()
         return {"faces": a.faces, "dyads": dyads_plain(a.dyads), "window_s": self.params.window_s,
-                "skipped_faces": self.skipped_faces}
+                "skipped_faces": self.skipped_faces, **self.history_stats()}
+
+    def history_stats(self) -> dict[str, Any]:
+        """Memory bound of the session history: the cap, faces whose history was decimated, bytes held now."""
+        return {"history_max_frames": self.params.history_max_frames,
+                "history_decimated_faces": sum(1 for a in self._accs.values() if a.decimations),
+                "history_decimations": sum(a.decimations for a in self._accs.values()),
+                "history_bytes": sum(a.nbytes for a in self._accs.values())}

@@ -13,13 +13,20 @@ again it is asked ``who`` and says hello again. Heartbeats every ``heartbeat_s``
 offline" themselves when the engine stops. Malformed or oversized messages are counted and dropped; the socket and
 the engine go on. Bound to loopback unless a ``token`` is set (then ``hello`` must carry it).
 
+Token (:func:`alert_token`, the control channel's convention, :class:`rtface.transport.guard.TokenAuth`):
+``$RTFACE_ALERTS_TOKEN`` if set, else the configured ``token`` (16 characters or more), ``"auto"`` = a random
+256-bit token per run, ``""`` = none (loopback only). A token is written to a per-user file for the bound
+endpoint (folder 0700, file 0600, removed at close) where :class:`rtface.transport.alert_client.AlertClient`
+(``rtface alerts``, the dashboard) of the same user finds it without being told.
+
 Thread ownership: the thread that calls :meth:`AlertServer.pump` / :meth:`publish` (the engine's processing
 thread) owns the socket. The backend (the alert service) answers for the journal.
 """
 from __future__ import annotations
 
-import hmac
 import logging
+import os
+import secrets
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -30,7 +37,8 @@ import zmq
 from rtface.errors import TransportError
 from rtface.transport.alert_wire import ALERT_WIRE_VERSION, REQUEST_LIMITS, pack, parse_request
 
-from rtface.transport.guard import MalformedMessage, bind, harden_socket, recv_parts
+from rtface.transport.guard import (ALERTS_TOKEN_ENV, MalformedMessage, TokenAuth, bind, harden_socket,
+                                    recv_parts)
 
 log = logging.getLogger("rtface.alerts")
 SNAPSHOT_MAX = 1000  # open alerts in one welcome (the newest; alerts_total says how many are open)
@@ -83,6 +91,14 @@ class _Peer:
         return self.top if low is None else low - 1
 
 
+def alert_token(configured: str = "") -> str:
+    """The alert channel's token from the settings (module doc): env, else ``configured`` ("auto": random)."""
+    env = os.environ.get(ALERTS_TOKEN_ENV, "")
+    if env:
+        return env
+    return secrets.token_urlsafe(32) if configured == "auto" else configured
+
+
 class AlertServer:
     """ROUTER socket bound to ``endpoint``; see the module docstring. Counters: ``received``, ``malformed``,
     ``sent``, ``redelivered``, ``auth_failures``, ``peers`` (connected now)."""
@@ -91,7 +107,7 @@ class AlertServer:
                  redeliver_s: float = 1.0, peer_timeout_s: float = 10.0, max_inflight: int = 256,
                  quiet_after_s: float = 3.0, context: zmq.Context | None = None) -> None:
         self.backend = backend
-        self._token = token.encode("utf-8")
+        self.auth = TokenAuth(token, "alerts") if token else None
         self.heartbeat_s, self.redeliver_s = heartbeat_s, redeliver_s
         self.peer_timeout_s, self.max_inflight, self.quiet_after_s = peer_timeout_s, max_inflight, quiet_after_s
         ctx = context or zmq.Context.instance()
@@ -104,7 +120,9 @@ class AlertServer:
             self.endpoint = bind(self._sock, endpoint, "alerts", authenticated=bool(token),
                                  hint="set [[stages]] alerts: endpoint to another port (or rtface run "
                                       "--alerts-endpoint), or endpoint = \"\" for no channel")
-        except TransportError:
+            if self.auth is not None:
+                self.auth.write_file(self.endpoint)  # 0600, for listeners of this user (read_token)
+        except (TransportError, OSError):
             self._sock.close(linger=0)
             self._sock = None
             raise
@@ -273,7 +291,7 @@ class AlertServer:
         self._send(p, pack(msg))
 
     def _hello(self, ident: bytes, req: dict[str, Any]) -> None:
-        if self._token and not hmac.compare_digest(str(req.get("token", "")).encode("utf-8"), self._token):
+        if self.auth is not None and not self.auth.check(req.get("token", "")):
             self.auth_failures += 1
             self._sock_send(ident, {"type": "reply", "v": ALERT_WIRE_VERSION, "req": 0, "ok": False,
                                     "error": "authentication failed: this engine's alert channel needs its token"})
@@ -304,6 +322,8 @@ class AlertServer:
         sock, self._sock = self._sock, None
         if sock is None:
             return
+        if self.auth is not None:
+            self.auth.remove_file()
         dirty = {p.name: p.cursor() for p in self._peers.values() if p.durable}
         try:
             self.backend.set_cursors(dirty)

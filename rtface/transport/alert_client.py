@@ -31,7 +31,7 @@ from rtface.transport.alert_wire import (
     ALERT_WIRE_VERSION, DEFAULT_ALERT_ENDPOINT, MAX_ACKS, SERVER_LIMITS, pack, parse_server,
 )
 
-from rtface.transport.guard import GuardedConnection, MalformedMessage
+from rtface.transport.guard import GuardedConnection, MalformedMessage, read_token
 
 
 class _Seen:
@@ -69,7 +69,9 @@ class _Seen:
 
 
 class AlertClient:
-    """Connect to the engine's alert channel at ``endpoint`` (default ``tcp://127.0.0.1:5557``)."""
+    """Connect to the engine's alert channel at ``endpoint`` (default ``tcp://127.0.0.1:5557``). ``token``:
+    default ``$RTFACE_ALERTS_TOKEN``, else the token file the engine wrote for ``endpoint`` (same user), read
+    again at every hello."""
 
     def __init__(self, endpoint: str = DEFAULT_ALERT_ENDPOINT, *, name: str | None = None,
                  state_path: str | Path | None = None, token: str = "", offline_after_s: float = 3.0,
@@ -116,8 +118,9 @@ class AlertClient:
 
     def _hello(self) -> None:
         self._last_hello = time.monotonic()
+        token = self._token or read_token(self.endpoint, "alerts") or ""  # re-read: a restarted engine's token
         self._send({"type": "hello", "v": ALERT_WIRE_VERSION, "listener": self.name, "durable": self.durable,
-                    "token": self._token})
+                    "token": token})
 
     def _flush_acks(self) -> None:
         while self._acks or self._snap_acks:

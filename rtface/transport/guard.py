@@ -42,6 +42,7 @@ log = logging.getLogger("rtface.transport")
 
 AUTH_REQUIRED_ROLES = frozenset({"control", "alerts"})  # never bound beyond loopback without authentication
 TOKEN_ENV = "RTFACE_CONTROL_TOKEN"
+ALERTS_TOKEN_ENV = "RTFACE_ALERTS_TOKEN"  # the alert channel's token (engine and listeners), as TOKEN_ENV
 
 
 class MalformedMessage(TransportError):
@@ -352,14 +353,15 @@ def bind(sock: zmq.Socket, endpoint: str, role: str, *, authenticated: bool, hin
 
 # ------------------------------------------------------------------------------------------------------------ auth
 
-def token_file(endpoint: str) -> Path:
-    """Per-user file that holds the token of the engine bound at ``endpoint`` (see :func:`rtface.userdirs`)."""
+def token_file(endpoint: str, kind: str = "control") -> Path:
+    """Per-user file that holds the token of the engine's ``kind`` socket ("control" or "alerts") bound at
+    ``endpoint`` (see :func:`rtface.userdirs`)."""
     from rtface.userdirs import runtime_dir
 
     ep = parse_endpoint(endpoint)
     host = "127.0.0.1" if ep.host == "localhost" else ep.host
     key = f"{ep.transport}-{host}-{ep.port}" if ep.port is not None else f"{ep.transport}-{host}"
-    return runtime_dir() / ("control-" + re.sub(r"[^A-Za-z0-9._-]", "_", key)[:120] + ".token")
+    return runtime_dir() / (f"{kind}-" + re.sub(r"[^A-Za-z0-9._-]", "_", key)[:120] + ".token")
 
 
 class TokenAuth:
@@ -370,18 +372,20 @@ class TokenAuth:
     file (folder 0700, file 0600); :meth:`remove_file` deletes it at shutdown. Owned by the socket's thread.
     """
 
-    def __init__(self, token: str = "") -> None:
+    def __init__(self, token: str = "", kind: str = "control") -> None:
         if token and len(token) < 16:
-            raise TransportError("control token must be at least 16 characters (or empty for a random one)")
+            raise TransportError(f"{kind} token must be at least 16 characters (or empty for a random one)")
+        self.kind = kind
         self.token = token or secrets.token_urlsafe(32)
         self._bytes = self.token.encode("utf-8")
         self.file: Path | None = None
         self.rejected = 0
 
     @classmethod
-    def from_settings(cls, configured: str = "") -> TokenAuth:
-        """Token from ``$RTFACE_CONTROL_TOKEN``, else ``configured``, else random."""
-        return cls(os.environ.get(TOKEN_ENV) or configured)
+    def from_settings(cls, configured: str = "", kind: str = "control") -> TokenAuth:
+        """Token from ``$RTFACE_CONTROL_TOKEN`` (``$RTFACE_ALERTS_TOKEN`` for kind "alerts"), else
+        ``configured``, else random."""
+        return cls(os.environ.get(_ENV[kind]) or configured, kind)
 
     def check(self, presented: Any) -> bool:
         ok = isinstance(presented, str) and hmac.compare_digest(presented.encode("utf-8"), self._bytes)
@@ -392,7 +396,7 @@ class TokenAuth:
     def write_file(self, endpoint: str) -> Path:
         from rtface.userdirs import private_dir
 
-        path = token_file(endpoint)
+        path = token_file(endpoint, self.kind)
         private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -412,13 +416,17 @@ class TokenAuth:
                 pass
 
 
-def read_token(endpoint: str) -> str | None:
-    """Client side: ``$RTFACE_CONTROL_TOKEN``, else the token file of ``endpoint`` if this user has one."""
-    env = os.environ.get(TOKEN_ENV)
+_ENV = {"control": TOKEN_ENV, "alerts": ALERTS_TOKEN_ENV}
+
+
+def read_token(endpoint: str, kind: str = "control") -> str | None:
+    """Client side: ``$RTFACE_CONTROL_TOKEN`` (``$RTFACE_ALERTS_TOKEN`` for kind "alerts"), else the token file
+    of ``endpoint`` if this user has one."""
+    env = os.environ.get(_ENV[kind])
     if env:
         return env
     try:
-        path = token_file(endpoint)
+        path = token_file(endpoint, kind)
         if path.is_file() and not path.is_symlink():
             return path.read_text(encoding="utf-8").strip() or None
     except (OSError, TransportError):
