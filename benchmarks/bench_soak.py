@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +33,12 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -40,12 +47,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     video = make_video()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port, alert_port = free_port(), free_port()
+    journal = Path(tempfile.mkdtemp(prefix="rtface-soak-")) / "journal.sqlite"  # not the user's journal
     env = dict(os.environ, GLOG_minloglevel="2")
     eng = subprocess.Popen([sys.executable, "-m", "rtface", "run", "--source", str(video), "--realtime", "--loop",
-                            "--config", a.config, "--endpoint", f"tcp://127.0.0.1:{port}", "--no-control"],
+                            "--config", a.config, "--endpoint", f"tcp://127.0.0.1:{port}", "--no-control",
+                            "--alerts-endpoint", f"tcp://127.0.0.1:{alert_port}", "--journal", str(journal)],
                            stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
     from rtface.transport.subscriber import Subscriber
 
