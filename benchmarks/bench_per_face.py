@@ -67,8 +67,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=20)
     a = ap.parse_args()
     from rtface.landmarking.quiet import filter_native_logs
+    from rtface.threads import limit_blas_threads
 
     filter_native_logs()
+    limit_blas_threads()  # as the Engine does: a spinning BLAS pool makes these small products many times slower
 
     from rtface.au.basis import load_au_basis
     from rtface.au.solve import AUSolver, landmark_weights
