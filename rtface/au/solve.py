@@ -296,7 +296,6 @@ class ExpressionScorer:
         self._norm = np.sqrt((m ** 2).sum(0) / 468.0)
         self._template = np.asarray(template_cm, dtype=np.float64)
         self._B = np.asarray(basis.matrix, dtype=np.float64)
-        self._readout = self._solver.readout_facs() / self._solver.unit_to_facs[:, None]  # activations per cm
 
     def score(self, displacement_cm: np.ndarray) -> float:
         """Expression displacement (cm) of ``displacement_cm`` (478, 3) from the reference neutral."""
@@ -304,7 +303,12 @@ class ExpressionScorer:
         return float(a @ self._norm)
 
     def au_part(self, displacement_cm: np.ndarray) -> np.ndarray:
-        """(478, 3) the part of a displacement the AU columns explain (unconstrained least squares in the solver's
-        metric): what a person model must not take for face shape too quickly."""
-        a = self._readout @ np.asarray(displacement_cm, dtype=np.float64).reshape(-1)
+        """(478, 3) the part of a displacement that an expression could explain: the AU columns at their
+        non-negative activations (the scorer's NNLS). What a person model must not take for face shape too quickly.
+        Non-negative because faces do not make negative AUs: an offset only a negative activation explains (mouth
+        corners lower than the population's, say) is face shape, taken at once. Against the signed least-squares
+        split this made, on the 12 London people read as a 2-frame sequence (neutral photo, then smiling photo):
+        AU06 higher when smiling 2/12 -> 5/12, AU12 9/12 -> 10/12, with the opening-smile test unchanged."""
+        a = self._solver.solve_activations(self._template + np.asarray(displacement_cm, dtype=np.float64),
+                                           self._template)
         return (self._B @ a).reshape(-1, 3)

@@ -14,8 +14,9 @@ displacement of the frame in cm, :class:`rtface.au.solve.ExpressionScorer`). Fra
    smile converge to the real neutral as soon as neutral frames arrive;
 2. their mean ``r`` (relative to the population mean) is observed by n = ``frames_per_sample`` x count frames;
 3. the person's shape = population mean + the identity posterior mean given ``r`` and n
-   (:class:`rtface.facemodel.identity.IdentityPosterior`), except for the part of that shift the AU columns
-   explain (``au_part``, given by the canonical stage), which is taken only by ``n / (n + au_prior_frames)``: a
+   (:class:`rtface.facemodel.identity.IdentityPosterior`), except for the part of that shift a (non-negative)
+   expression could explain (``au_part``, given by the canonical stage), which is taken only by
+   ``n / (n + au_prior_frames)``: a
    person's rest face may look like an expression, but with few rest frames an expression is the likelier
    reading (a session that opens with a smile keeps reading the smile until neutral frames arrive).
 

@@ -101,7 +101,7 @@ def test_session_opening_with_a_smile_converges_to_the_neutral(pid: str, tmp_pat
 
 
 def test_sample_video_smile_rises() -> None:
-    """Neutral, then a broad smile: measured AU12 1.77 in the first second, 4.46 in the last; the mouth opens
+    """Neutral, then a broad smile: measured AU12 1.83 in the first second, 4.49 in the last; the mouth opens
     (AU25) with it."""
     rows = [r for r in run(str(SAMPLE)) if r["au"]]
     first, last = rows[:30], rows[-30:]
@@ -109,6 +109,24 @@ def test_sample_video_smile_rises() -> None:
     assert m(last, "AU12") > m(first, "AU12") + 2.0
     assert m(last, "AU25") > m(first, "AU25") + 1.0
     assert max(rows[-1]["au"], key=rows[-1]["au"].get) in ("AU12", "AU25", "AU06")
+
+
+def test_neutral_then_smile_sequences_raise_au12_and_au06(tmp_path) -> None:
+    """10 frames of each person's neutral photo, then the smiling photo, as one `--sequence`: measured AU12 and AU06
+    higher on the smile for 12/12 people (median 4.22 / 2.07), the person's own shape taking over."""
+    higher = {"AU12": 0, "AU06": 0}
+    for pid in IDS:
+        folder = tmp_path / pid
+        folder.mkdir()
+        for k in range(10):
+            shutil.copy(LONDON / "neutral" / f"{pid}_03.jpg", folder / f"{k:03d}.jpg")
+        shutil.copy(LONDON / "smiling" / f"{pid}_08.jpg", folder / "010.jpg")
+        rows = run(str(folder), images="sequence")
+        neutral, smile = rows[9], rows[10]
+        assert smile["frames"] > 0
+        for au in higher:
+            higher[au] += smile["au"][au] > neutral["au"][au]
+    assert higher["AU12"] == len(IDS) and higher["AU06"] >= len(IDS) - 1, higher
 
 
 def test_image_folder_is_stills_unless_sequence(tmp_path) -> None:
