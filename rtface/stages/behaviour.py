@@ -43,6 +43,7 @@ _EYE = ("eye_closure_l", "eye_closure_r")
 class BehaviourParams:
     window_s: float = 10.0  # rolling window on the stream and in the windows table, s of media time
     publish_every_s: float = 0.0  # media time between two rolling values of one face (0 = every frame)
+    update_every_s: float = 0.2  # media time between two recomputations of a face's rolling values (0 = every frame)
     tau_s: float = 0.05  # landmark low-pass before differentiation (kinematics), s
     max_faces: int = 16  # faces tracked at once; further ids are counted in skipped_faces, not analysed
     history_max_frames: int = 18000  # session history cap per face (10 min at 30 fps); then decimated; 0 = no cap
@@ -51,6 +52,9 @@ class BehaviourParams:
         if not (self.window_s > 0 and self.publish_every_s >= 0 and self.tau_s >= 0 and self.max_faces >= 1):
             raise ConfigError(f"behaviour stage: window_s > 0, publish_every_s >= 0, tau_s >= 0, max_faces >= 1 "
                               f"(got {self.window_s}, {self.publish_every_s}, {self.tau_s}, {self.max_faces})")
+        if not 0.0 <= self.update_every_s <= self.window_s:
+            raise ConfigError(f"behaviour stage: field 'update_every_s' must be in [0, window_s], got "
+                              f"{self.update_every_s}")
         if not (self.history_max_frames == 0 or self.history_max_frames >= 100):
             raise ConfigError(f"behaviour stage: field 'history_max_frames' must be 0 (no cap) or >= 100, got "
                               f"{self.history_max_frames}")
@@ -69,6 +73,7 @@ class BehaviourStage(Stage):
         self.emotion_names: tuple[str, ...] = ()
         self._accs: dict[int, FaceAccumulator] = {}
         self._last_pub: dict[int, float] = {}
+        self._rolling_cache: dict[int, tuple[float, dict[str, float]]] = {}  # face id -> (t computed, values)
         self.skipped_faces = 0
         self.frames_without_face = 0
         self.frames = 0
@@ -132,8 +137,14 @@ class BehaviourStage(Stage):
                 face.extras["behaviour"] = self._rolling(acc, t)
 
     def _rolling(self, acc: FaceAccumulator, t: float) -> dict[str, float]:
+        """The face's rolling values at media time ``t`` (recomputed if older than ``update_every_s``)."""
+        cached = self._rolling_cache.get(acc.face_id)
+        if cached is not None and 0.0 <= t - cached[0] < self.params.update_every_s:
+            return dict(cached[1])
         vals = window_measures(acc.recent_table(t - self.params.window_s), t, self.params.window_s)
-        return {k: float(v) for k, v in vals.items() if k != "t_end"}
+        out = {k: float(v) for k, v in vals.items() if k != "t_end"}
+        self._rolling_cache[acc.face_id] = (t, out)
+        return dict(out)
 
     def analysis(self, quality: dict | None = None) -> Analysis:
         """The full analysis (measures, windows, pairs, frame tables) of every face seen so far."""

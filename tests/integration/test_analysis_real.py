@@ -157,7 +157,8 @@ def test_stream_carries_rolling_values_and_the_session_topic():
     b = frames_[-1]["faces"][0]["behaviour"]
     assert {"expressivity", "asym_face", "speed_face", "head_angspeed", "blink_rate_min", "perclos",
             "window_s", "frames"} <= set(b)
-    assert b["window_s"] == 10.0 and b["frames"] == len(frames_) and b["speed_face"] > 0
+    # recomputed every update_every_s (0.2 s): the last frame carries values at most 6 frames (30 fps) old
+    assert b["window_s"] == 10.0 and len(frames_) - 6 <= b["frames"] <= len(frames_) and b["speed_face"] > 0
     session = got[-1][1]
     assert session["stages"]["behaviour"]["faces"]["0"]["n_frames"] == 72
 
