@@ -3,7 +3,10 @@
 - ``listen``: one readable line per alert event (``--json``: one JSON object per line); ``--name`` makes the
   listener durable (the engine keeps what it did not acknowledge, across restarts of either side); ``--log FILE``
   records every item shown (JSON lines) and is read back at start, so a restarted listener shows nothing twice.
-  It raises "monitor offline" itself when the engine's heartbeat stops.
+  It raises "monitor offline" itself when the engine's heartbeat stops. ``--camera NAME=ENDPOINT`` (repeatable):
+  one listener on several engines' alert channels at once (one camera per engine, as with ``rtface hub``); each
+  channel keeps its own acknowledgements, redelivery and offline alarm, items carry ``camera`` (log file per
+  camera: ``FILE.NAME``). The hub relays the stream, not the acknowledged channel: listeners connect to the engines.
 - ``ack ID --by NAME``: a person has seen alert ID. ``active``: the open alerts now.
 - ``journal [PATH]``: the last events of a journal file, read-only (works while the engine runs).
 """
@@ -19,33 +22,64 @@ import time
 from rtface.transport.alert_wire import DEFAULT_ALERT_ENDPOINT
 
 
-def _client(args: argparse.Namespace, **kw):
+def _client(args: argparse.Namespace, endpoint: str | None = None, **kw):
     from rtface.transport.alert_client import AlertClient
 
-    return AlertClient(args.endpoint, token=args.token or os.environ.get("RTFACE_ALERTS_TOKEN", ""), **kw)
+    return AlertClient(endpoint or args.endpoint, token=args.token or os.environ.get("RTFACE_ALERTS_TOKEN", ""),
+                       **kw)
+
+
+def _cameras(specs: list[str]) -> list[tuple[str, str]]:
+    """``NAME=ENDPOINT`` options -> [(name, endpoint)]; a bad one is an error naming it."""
+    from rtface.errors import ConfigError
+
+    out: list[tuple[str, str]] = []
+    for spec in specs:
+        name, sep, ep = spec.partition("=")
+        if not sep or not name or not ep or "@" in name or name in {n for n, _ in out}:
+            raise ConfigError(f"--camera {spec!r}: expected NAME=ENDPOINT with a unique NAME without '@'")
+        out.append((name, ep))
+    return out
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
     from rtface.alerts.format import format_alert
 
-    n = 0
-    with _client(args, name=args.name, state_path=args.log, offline_after_s=args.offline_after) as c:
-        print(f"listening for alerts on {args.endpoint} as {c.name}"
-              + (" (durable)" if c.durable else "") + "; Ctrl-C to stop", file=sys.stderr)
+    cams = _cameras(args.camera) if args.camera else [("", args.endpoint)]
+    n, dup = 0, 0
+    with ExitStack() as stack:
+        clients = []
+        for cam, ep in cams:
+            log = args.log and (f"{args.log}.{cam}" if cam else args.log)
+            c = stack.enter_context(_client(args, endpoint=ep, name=args.name, state_path=log,
+                                            offline_after_s=args.offline_after))
+            clients.append((cam, c))
+            print(f"listening for alerts on {ep}" + (f" (camera {cam})" if cam else "") + f" as {c.name}"
+                  + (" (durable)" if c.durable else "") + "; Ctrl-C to stop", file=sys.stderr)
         deadline = time.monotonic() + args.timeout if args.timeout else None
+        slice_s = 0.5 / len(clients)
         try:
             while args.count == 0 or n < args.count:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
-                item = c.recv(timeout_s=min(0.5, left) if left is not None else 0.5)
-                if item is None:
-                    continue
-                print(json.dumps(item, default=str) if args.json else format_alert(item), flush=True)
-                n += 1
+                for cam, c in clients:
+                    item = c.recv(timeout_s=min(slice_s, left) if left is not None else slice_s)
+                    if item is None:
+                        continue
+                    if cam:
+                        item = {**item, "camera": cam}
+                    line = json.dumps(item, default=str) if args.json else format_alert(item)
+                    print(line if args.json or not cam else f"[{cam}] {line}", flush=True)
+                    n += 1
+                    if args.count and n >= args.count:
+                        break
         except KeyboardInterrupt:
             pass
-        print(f"{n} alert items, {c.duplicates} duplicates dropped", file=sys.stderr)
+        dup = sum(c.duplicates for _, c in clients)
+        print(f"{n} alert items, {dup} duplicates dropped", file=sys.stderr)
     return 0
 
 
@@ -95,6 +129,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     li.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (0 = never)")
     li.add_argument("--offline-after", type=float, default=3.0,
                     help="raise 'monitor offline' after this many seconds without a heartbeat")
+    li.add_argument("--camera", action="append", default=[], metavar="NAME=ENDPOINT",
+                    help="listen to several engines' alert channels at once (repeatable; replaces --endpoint)")
     li.set_defaults(func=cmd_listen)
 
     ak = asub.add_parser("ack", help="acknowledge an alert (a person has seen it)")

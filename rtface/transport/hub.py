@@ -22,9 +22,10 @@ subscribe once and get every camera.
 
 Alerts: the hub forwards the engines' ``rtface.v1.alert.*`` messages like every other topic (best effort, as
 pub/sub is). The acknowledged alert channel (per-listener delivery with acks and a journal) is a separate ROUTER
-socket per engine; relaying it with the same guarantees means a durable alert listener per camera upstream and an
-alert server with its own journal downstream, acknowledging upstream only once the event is in the hub's journal
-(see the README, Many cameras).
+socket per engine and is not relayed: a listener connects to every engine's channel at once
+(``rtface alerts listen --camera NAME=ENDPOINT ...``), so each camera keeps its own journal, acknowledgements and
+redelivery (README, Many cameras). A relay with the same guarantees would need a durable listener per camera
+upstream and an alert server with its own journal downstream, acknowledging upstream only once journaled.
 
 Thread ownership: the thread that calls :meth:`run` / :meth:`pump` owns every socket.
 """

@@ -7,6 +7,8 @@ engine's journal and each listener's --log. No timing assertions: conditions are
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 
 from tests.conftest import free_port
@@ -95,3 +97,42 @@ def test_two_listeners_one_stops_reading_for_30_s(tmp_path):
             ap.kill(p)
     print("two listeners:", c1, c2, "raised while b was stopped:", during)
     assert during >= 100 and c1["raised"] == c2["raised"]
+
+
+def test_one_listener_on_two_engines_gets_every_alert_of_each_once(tmp_path):
+    """`rtface alerts listen --camera a=EP1 --camera b=EP2`: one listener process on two engines' acknowledged
+    channels (one engine per camera, as beside `rtface hub`): each engine's every alert exactly once, each line
+    labelled with its camera, one log per camera."""
+    engines, lst = {}, None
+    eps = {c: f"tcp://127.0.0.1:{free_port()}" for c in ("a", "b")}
+    for cam in eps:
+        d = tmp_path / cam
+        d.mkdir()
+        cfg = ap.toggle_config(d, eps[cam], d / "j.sqlite", faces=1, period=5, fps=50)
+        engines[cam] = (d, ap.engine(cfg, 500, d / "engine.log"))
+    out = tmp_path / "station.jsonl"
+    lst = ap.start(["alerts", "listen", "--camera", f"a={eps['a']}", "--camera", f"b={eps['b']}",
+                    "--name", "station", "--log", str(out)], tmp_path / "station.out")
+    try:
+        for cam, (d, _) in engines.items():
+            ap.go(d, d / "j.sqlite", {"station"})
+        for cam, (d, eng) in engines.items():
+            assert eng.wait(120) == 0, (d / "engine.log").read_text()[-3000:]
+        counts = {cam: ap.wait_for(lambda cam=cam: ap.try_check(tmp_path / cam / "j.sqlite",
+                                                                 tmp_path / f"station.jsonl.{cam}", "station"),
+                                   60, f"the listener to show every alert of camera {cam}")
+                  for cam in engines}
+    finally:
+        ap.kill(lst, signal.SIGINT)
+        for _, eng in engines.values():
+            ap.kill(eng)
+    print("two engines, one listener:", counts)
+    assert all(c["raised"] >= 10 for c in counts.values())
+    shown = (tmp_path / "station.out").read_text()
+    assert "[a] ALERT raised" in shown and "[b] ALERT raised" in shown
+
+
+def test_listen_camera_option_names_a_bad_value(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "rtface", "alerts", "listen", "--camera", "nocamera"],
+                       capture_output=True, text=True, timeout=60, cwd=ap.REPO)
+    assert p.returncode == 2 and "--camera 'nocamera'" in p.stderr and "Traceback" not in p.stderr, p.stderr
