@@ -60,7 +60,9 @@ def test_record_a_run_replay_it_and_record_the_replay(tmp_path: Path):
     assert frames == list(range(72)) and all(r["gap_before"] == 0 for r in rows)
     alert_rows = [r for r in rows if r["channel"] == "alerts"]
     assert alert_rows and all(r["topic"] == "rtface.v1.alert.smile" for r in alert_rows)
-    assert {m["alert"]["type"] for t, m in read_messages(first, "rtface.v1.alert.")} >= {"raised"}
+    # the recorder's alert client may say hello after the raise (the engine waits for the stream subscriber only):
+    # it then gets the alert in the snapshot of active alerts, as every late listener does
+    assert {m["alert"]["type"] for t, m in read_messages(first, "rtface.v1.alert.")} & {"raised", "active"}
 
     # replay on another endpoint, four times faster, to a second recorder
     out2 = f"tcp://127.0.0.1:{free_port()}"
