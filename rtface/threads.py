@@ -40,36 +40,34 @@ def limit_blas_threads(n: int = 1) -> int:
         return 0
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(n))
     count = 0
-    for path in _loaded_openblas():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for sym in ("openblas_set_num_threads64_", "openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
-                    "scipy_openblas_set_num_threads"):
-            fn = getattr(lib, sym, None)
-            if fn is not None:
-                fn.argtypes = [ctypes.c_int]
-                fn(int(n))
-                count += 1
-                _done.add(path)
-                break
+    for path, fn in _openblas_fns("set"):
+        fn.argtypes = [ctypes.c_int]
+        fn(int(n))
+        count += 1
+        _done.add(path)
     return count
 
 
 def blas_threads() -> dict[str, int]:
     """Current thread count of each loaded OpenBLAS (for tests and diagnostics)."""
     out = {}
+    for path, fn in _openblas_fns("get"):
+        fn.restype = ctypes.c_int
+        out[os.path.basename(path)] = int(fn())
+    return out
+
+
+def _openblas_fns(verb: str):
+    """(path, ``openblas_<verb>_num_threads`` function) of each loaded OpenBLAS that has one (its 64-bit and scipy
+    builds name it differently)."""
     for path in _loaded_openblas():
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for sym in ("openblas_get_num_threads64_", "openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
-                    "scipy_openblas_get_num_threads"):
+        for sym in (f"openblas_{verb}_num_threads64_", f"openblas_{verb}_num_threads",
+                    f"scipy_openblas_{verb}_num_threads64_", f"scipy_openblas_{verb}_num_threads"):
             fn = getattr(lib, sym, None)
             if fn is not None:
-                fn.restype = ctypes.c_int
-                out[os.path.basename(path)] = int(fn())
+                yield path, fn
                 break
-    return out
