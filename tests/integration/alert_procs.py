@@ -105,7 +105,7 @@ def start(args: list[str], log: Path) -> subprocess.Popen:
     """``python -m rtface ARGS`` from the repository root, stdout+stderr into ``log``."""
     fh = open(log, "ab")
     return subprocess.Popen([sys.executable, "-m", "rtface", *args], cwd=REPO, stdout=fh, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
 
 
 def engine(cfg: Path, max_frames: int, log: Path) -> subprocess.Popen:
@@ -117,10 +117,18 @@ def listener(endpoint: str, name: str, out: Path, log: Path) -> subprocess.Popen
 
 
 def kill(p: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` and wait for the exit (30 s). A process still alive after a SIGTERM/SIGINT gets SIGABRT, so its
+    log ends with every thread's Python stack (faulthandler), and the test fails saying so."""
     if p.poll() is None:
         p.send_signal(sig)
     if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-        p.wait(30)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGABRT)
+            p.wait(30)
+            raise AssertionError(f"{' '.join(map(str, p.args[3:]))} did not exit within 30 s of "
+                                 f"{signal.Signals(sig).name}; its log ends with its stacks") from None
 
 
 def journal_events(path: Path) -> list[dict]:
