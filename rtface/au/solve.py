@@ -18,6 +18,13 @@ squares on those anchors, ``d <- d - S (S_a^T S_a)^-1 S_a^T d_a`` (S = similarit
 basis columns were made free of the same motion at build time, so both sides live in the same frame. The projection
 is folded into the precomputed ``A^T W``: no per-frame cost.
 
+Face regions (``regions``, the shipped basis' meta ``solve_regions``): AUs may be solved in groups, each on its own
+landmarks and re-aligned on its own anchors, e.g. the upper-face AUs on the landmarks above the nose tip re-aligned on
+the eye corners and nose (not the forehead: MediaPipe moves the forehead points with the brows, so re-aligning on them
+takes brow lowering out of the displacement), the rest as before. Each group's columns are re-projected on its anchors
+and its normal equations built on its landmarks; the groups form one block-diagonal system, so one kernel call solves
+them all (independently) and the read-out, noise and floor machinery is unchanged.
+
 Noise-aware read-out (``noise``, ``noise_t``, ``noise_z``): MediaPipe's landmark jitter (measured in the canonical
 frame by ``scripts/measure_au_noise.py`` into ``rtface/data/au_basis/noise.json``; covariance
 ``Sigma ~= U^T U + diag(r)``, strongly correlated across landmarks) is propagated analytically through the normal
@@ -146,6 +153,39 @@ def landmark_weights(weight_contour: float = 0.25, weight_iris: float = 0.0) -> 
     return w
 
 
+def parse_regions(regions: Any, names: Sequence[str], template_cm: np.ndarray) -> list[tuple[list[int], np.ndarray,
+                                                                                           tuple[int, ...] | None]]:
+    """Validate ``regions`` (list of {"aus": [...], "anchors": [...] (optional), "above_landmark": id (optional),
+    "below_landmark": id (optional)}) against the basis ``names``; every AU in exactly one region. Returns per region
+    (column indices, (478,) 0/1 landmark mask: template y above / below the named landmarks' y, anchors or None)."""
+    if not isinstance(regions, (list, tuple)) or not regions:
+        raise DataError(f"AU basis solve_regions must be a non-empty list, got {regions!r}")
+    y = np.asarray(template_cm, dtype=np.float64)[:, 1]
+    out, seen = [], set()
+    for k, r in enumerate(regions):
+        if not isinstance(r, dict) or not isinstance(r.get("aus"), (list, tuple)) or not r["aus"]:
+            raise DataError(f"AU basis solve_regions[{k}] needs a non-empty 'aus' list, got {r!r}")
+        idx = []
+        for a in r["aus"]:
+            if a not in names or a in seen:
+                raise DataError(f"AU basis solve_regions[{k}]: AU {a!r} is not in the basis or in two regions")
+            seen.add(a)
+            idx.append(list(names).index(a))
+        mask = np.ones(N_LANDMARKS)
+        for key, keep in (("above_landmark", lambda v: y > v), ("below_landmark", lambda v: y < v)):
+            if r.get(key) is not None:
+                i = int(r[key])
+                if not 0 <= i < N_LANDMARKS:
+                    raise DataError(f"AU basis solve_regions[{k}]: {key} {i} is not a landmark id")
+                mask = mask * keep(y[i])
+        anchors = r.get("anchors")
+        out.append((idx, mask, None if anchors is None else tuple(int(i) for i in anchors)))
+    missing = [a for a in names if a not in seen]
+    if missing:
+        raise DataError(f"AU basis solve_regions leave AUs {missing} out")
+    return out
+
+
 class AUSolver:
     """Bounded ridge NNLS of canonical-face displacements onto an AU basis (see module doc).
 
@@ -155,7 +195,8 @@ class AUSolver:
     the per-frame similarity re-alignment (module doc; None = off); ``template_cm``: the template the tangent is
     taken at (default: the canonical model). ``noise``: landmark noise model (None = no noise-aware term);
     ``noise_z``: default L1 strength in noise standard deviations (module doc; 0 = plain ridge NNLS; needs
-    ``noise``). A per-call ``noise_z`` may be given to :meth:`solve_activations`.
+    ``noise``). A per-call ``noise_z`` may be given to :meth:`solve_activations`. ``regions``: AU groups solved on
+    their own landmarks and anchors (module doc; :func:`parse_regions`); they replace ``realign_anchors``.
     """
 
     def __init__(
@@ -172,6 +213,7 @@ class AUSolver:
         noise: NoiseModel | None = None,
         noise_z: float = 0.0,
         noise_t: float = 0.0,
+        regions: Any = None,
     ) -> None:
         names = tuple(str(n) for n in basis.names)
         matrix = np.asarray(basis.matrix, dtype=np.float64)
@@ -197,22 +239,41 @@ class AUSolver:
             if lw.shape != (N_LANDMARKS,) or not np.all(np.isfinite(lw)) or np.any(lw < 0):
                 raise ConfigError(f"AUSolver: landmark_weights must be ({N_LANDMARKS},) finite >= 0, got {lw.shape}")
             row_w = np.repeat(lw, 3)
-        G0, AtW = prepare_gram(matrix, 0.0, row_w)
-        diag = np.diag(G0)
+        if (realign_anchors is not None or regions is not None) and template_cm is None:
+            from rtface.geometry.canonical_model import load_canonical_model
+
+            template_cm = load_canonical_model().vertices_cm
+        if regions is None:
+            G0, AtW = prepare_gram(matrix, 0.0, row_w)
+            diag = np.diag(G0)
+            if realign_anchors is not None:
+                S, K = realign_projector_terms(np.asarray(template_cm, dtype=np.float64), realign_anchors)
+                AtW = np.ascontiguousarray(AtW - (AtW @ S) @ K)
+            ridge_diag = np.full(k, ridge * diag.mean()) if np.all(diag > 0) else None
+        else:
+            G0, AtW, ridge_diag = np.zeros((k, k)), np.zeros((k, N_LANDMARKS * 3)), np.zeros(k)
+            base_w = np.ones(N_LANDMARKS * 3) if row_w is None else row_w
+            for idx, mask, anchors in parse_regions(regions, names, template_cm):
+                sub = matrix[:, idx]
+                if anchors is not None:
+                    S, K = realign_projector_terms(np.asarray(template_cm, dtype=np.float64), anchors)
+                    sub = sub - S @ (K @ sub)  # the region's columns, free of its anchors' similarity motion
+                g, atw = prepare_gram(sub, 0.0, base_w * np.repeat(mask, 3))
+                if anchors is not None:
+                    atw = atw - (atw @ S) @ K
+                G0[np.ix_(idx, idx)] = g
+                AtW[idx] = atw
+                ridge_diag[idx] = ridge * np.diag(g).mean()
+            AtW = np.ascontiguousarray(AtW)
+            diag = np.diag(G0)
         if np.any(diag <= 0):
             bad = [names[i] for i in np.flatnonzero(diag <= 0)]
             raise DataError(f"AU basis columns {bad} have no (weighted) displacement")
-        if realign_anchors is not None:
-            if template_cm is None:
-                from rtface.geometry.canonical_model import load_canonical_model
-
-                template_cm = load_canonical_model().vertices_cm
-            S, K = realign_projector_terms(np.asarray(template_cm, dtype=np.float64), realign_anchors)
-            AtW = np.ascontiguousarray(AtW - (AtW @ S) @ K)
         self.realign_anchors = None if realign_anchors is None else tuple(int(i) for i in realign_anchors)
-        self.ridge_abs = float(ridge * diag.mean())
+        self.regions = regions
+        self.ridge_abs = float(ridge_diag.mean())
         G = G0.copy()
-        G[np.diag_indices_from(G)] += self.ridge_abs
+        G[np.diag_indices_from(G)] += ridge_diag
         if upper is None:
             hi_facs = np.full(k, np.inf)
         else:
@@ -291,7 +352,8 @@ class ExpressionScorer:
     def __init__(self, basis: Any, template_cm: np.ndarray) -> None:
         meta = getattr(basis, "meta", None) or {}
         self._solver = AUSolver(basis, ridge=0.01, upper=None, landmark_weights=landmark_weights(),
-                                realign_anchors=meta.get("solve_realign_anchors"), template_cm=template_cm)
+                                realign_anchors=meta.get("solve_realign_anchors"), template_cm=template_cm,
+                                regions=meta.get("solve_regions"))
         m = np.asarray(basis.matrix, dtype=np.float64)[: 468 * 3]
         self._norm = np.sqrt((m ** 2).sum(0) / 468.0)
         self._template = np.asarray(template_cm, dtype=np.float64)

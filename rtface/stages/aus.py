@@ -64,7 +64,8 @@ class AUParams:
     min_neutral_ready: bool = False  # true: publish/accumulate AUs only once face.neutral_ready is set
     pspi_threshold: float = 1.0  # session fac_pspi_pct counts frames with PSPI >= this
     max_iter: int = 50  # NNLS rounds per solve (warm-started solves typically need 1-3)
-    realign: bool = True  # re-align each frame on the basis' stable anchors (meta "solve_realign_anchors"), if any
+    realign: bool = True  # re-align each frame on the basis' stable anchors / per-region anchors (meta
+    # "solve_realign_anchors" / "solve_regions"), if any
     noise_path: str = ""  # landmark jitter model .json ("" = shipped rtface/data/au_basis/noise.json; "none" = off)
     floor_quantile: float = 0.9  # floor = this quantile of what expressionless faces read (0 = no floor)
     floor_samples: int = 300  # Monte Carlo faces per floor level
@@ -80,11 +81,12 @@ def build_solver(p: "AUParams", basis: Any, template: np.ndarray,
     weights = landmark_weights(p.weight_contour, p.weight_iris)
     meta = getattr(basis, "meta", None) or {}
     anchors = meta.get("solve_realign_anchors") if p.realign else None
+    regions = meta.get("solve_regions") if p.realign else None
     if noise is None and p.noise_path.lower() != "none":
         noise = load_noise_model(p.noise_path or None)
     solver = AUSolver(basis, ridge=p.ridge, upper=p.upper_bound, landmark_weights=weights,
                       max_iter=p.max_iter, realign_anchors=anchors, template_cm=template, noise=noise,
-                      noise_z=p.noise_z if noise is not None else 0.0)
+                      noise_z=p.noise_z if noise is not None else 0.0, regions=regions)
     return solver, noise
 
 

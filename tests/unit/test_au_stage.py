@@ -274,6 +274,71 @@ def test_realign_removes_anchor_similarity_motion() -> None:
         AUSolver(clean_basis, realign_anchors=(1, 2))
 
 
+def test_regions_solve_each_group_on_its_landmarks_and_anchors() -> None:
+    """Mechanism: with ``regions`` the solve equals one separate solve per region (its AUs, its landmarks, its
+    anchors); a similarity drift on one region's anchors only is removed there; bad region specs are named."""
+    from rtface.au.solve import similarity_tangent
+
+    tmpl = load_canonical_model().vertices_cm
+    basis = synth_basis(seed=4)
+    y = tmpl[:, 1]
+    split = 168
+    up = [n for i, n in enumerate(NAMES) if i % 3 == 0]
+    regions = [{"aus": up, "anchors": [168, 6, 197, 195, 4, 33, 263, 133, 362], "above_landmark": split},
+               {"aus": [n for n in NAMES if n not in up], "anchors": [10, 9, 8, 151, 6, 168, 197, 195, 33, 263],
+                "below_landmark": split}]
+    solver = AUSolver(basis, ridge=1e-3, upper=None, landmark_weights=landmark_weights(), regions=regions)
+    rng = np.random.default_rng(1)
+    d = rng.normal(scale=0.2, size=(478, 3))
+    got = solver.solve_activations(tmpl + d, tmpl)
+    for r, keep in ((regions[0], y > y[split]), (regions[1], y < y[split])):
+        idx = [NAMES.index(a) for a in r["aus"]]
+        sub = SynthBasis(tuple(r["aus"]), basis.basis[idx], basis.matrix[:, idx], basis.unit_to_facs[idx])
+        S = similarity_tangent(tmpl)
+        rows = (np.array(r["anchors"])[:, None] * 3 + np.arange(3)).reshape(-1)
+        proj = lambda m: m - S @ np.linalg.lstsq(S[rows], m[rows], rcond=None)[0]  # noqa: E731
+        m = proj(sub.matrix)
+        clean = SynthBasis(sub.names, m.T.reshape(-1, 478, 3), m, sub.unit_to_facs)
+        one = AUSolver(clean, ridge=1e-3, upper=None, landmark_weights=landmark_weights() * keep,
+                       realign_anchors=r["anchors"])
+        np.testing.assert_allclose(got[idx], one.solve_activations(tmpl + d, tmpl), rtol=1e-6, atol=1e-8)
+    with pytest.raises(DataError, match="leave AUs"):
+        AUSolver(basis, regions=regions[:1])
+    with pytest.raises(DataError, match="two regions"):
+        AUSolver(basis, regions=[regions[0], {**regions[1], "aus": list(NAMES)}])
+    with pytest.raises(DataError, match="not a landmark id"):
+        AUSolver(basis, regions=[{**regions[0], "above_landmark": 999}, regions[1]])
+
+
+def test_shipped_basis_solves_brows_in_their_own_region() -> None:
+    """Mechanism: the shipped basis names its regions and the AU stage's solver honours them: the brow AUs
+    (AU01/AU02/AU04) do not change when landmarks below the nasal root that are not their anchors move (a mouth
+    motion), and the other AUs do not change when the brows and forehead move."""
+    from rtface.au.basis import load_au_basis
+    from rtface.stages.aus import build_solver
+
+    basis = load_au_basis()
+    regions = basis.meta["solve_regions"]
+    assert regions[0]["aus"] == ["AU01", "AU02", "AU04"]
+    tmpl = load_canonical_model().vertices_cm
+    solver, _ = build_solver(AUParams(noise_path="none"), basis, tmpl)
+    brow = [basis.names.index(a) for a in regions[0]["aus"]]
+    rest = [i for i in range(len(basis.names)) if i not in brow]
+    rng = np.random.default_rng(2)
+    d = rng.normal(scale=0.15, size=(478, 3))
+    base = solver.solve_activations(tmpl + d, tmpl)
+    low = tmpl[:, 1] < tmpl[168, 1]
+    low[list(regions[0]["anchors"])] = False
+    mouth = d.copy()
+    mouth[low] += rng.normal(scale=0.3, size=(int(low.sum()), 3))
+    np.testing.assert_allclose(solver.solve_activations(tmpl + mouth, tmpl)[brow], base[brow], atol=1e-6)
+    high = tmpl[:, 1] > tmpl[168, 1]
+    high[list(regions[1]["anchors"])] = False
+    brows = d.copy()
+    brows[high, 1] -= 0.4
+    np.testing.assert_allclose(solver.solve_activations(tmpl + brows, tmpl)[rest], base[rest], atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------- noise-aware read-out
 def _noise_model(seed: int = 3, rank: int = 6, scale: float = 0.02):
     from rtface.au.solve import NoiseModel
