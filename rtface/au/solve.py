@@ -296,6 +296,16 @@ class AUSolver:
     def n_aus(self) -> int:
         return len(self.names)
 
+    def fingerprint(self) -> str:
+        """sha256 hex of everything that decides a solve's result (matrices, bounds, units, iteration limits)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for a in (self._G, self._AtW, self._lo, self._hi, self.unit_to_facs):
+            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        h.update(f"{self._max_iter}|{self._tol!r}".encode())
+        return h.hexdigest()
+
     def readout_facs(self) -> np.ndarray:
         """(K, 1434) linear read-out of the unconstrained estimate in FACS points per cm of displacement
         (``unit_to_facs * G^-1 M``); propagates a displacement covariance to per-AU variances."""

@@ -20,12 +20,14 @@ A warm start close to the answer (previous frame) usually finishes in one or two
 Reference (:func:`nnls_ref`, :func:`box_qp_ref`, :func:`lsq_box_ref`): the primal active-set method (Lawson-Hanson
 NNLS generalised to boxes) in plain NumPy, sub-problems solved by ``lstsq`` on the (augmented) design matrix.
 
-Pure functions: any thread may call them. Kernels compile on first call (``cache=True``).
+Pure functions: any thread may call them. Kernels run as plain Python until numba is loaded (:mod:`rtface.kernels.jit`),
+then compile on first call (``cache=True``).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from rtface.kernels.jit import Kernel, register
 
 
 # ----------------------------------------------------------------------------------------------- precompute
@@ -63,7 +65,6 @@ def _bounds(k: int, lower, upper) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------------- kernel
-@njit(cache=True)
 def _kkt_violation(x, g, lo, hi):
     v = 0.0
     for i in range(x.shape[0]):
@@ -78,7 +79,6 @@ def _kkt_violation(x, g, lo, hi):
     return v
 
 
-@njit(cache=True)
 def _newton_free(G, g, x, lo, hi, free, L, d, rel_pivot):
     """Newton direction on the free set: G_FF d = -g_F by a greedy Cholesky that skips (keeps fixed) variables
     whose pivot is <= ``rel_pivot * G_ii`` (numerically dependent columns). Returns the number of variables used
@@ -113,8 +113,7 @@ def _newton_free(G, g, x, lo, hi, free, L, d, rel_pivot):
     return n
 
 
-@njit(cache=True)
-def box_qp_kernel(G, c, lo, hi, x0, max_iter, tol):
+def _box_qp_kernel(G, c, lo, hi, x0, max_iter, tol):
     """min 0.5 x'Gx - c'x s.t. lo <= x <= hi, warm-started at ``x0``. Returns (x, rounds, kkt_violation).
 
     G (K, K) symmetric positive semi-definite, c/lo/hi/x0 (K,), all float64. ``max_iter`` >= 1 rounds. One round
@@ -193,14 +192,18 @@ def box_qp_kernel(G, c, lo, hi, x0, max_iter, tol):
     return x, it, viol
 
 
-@njit(cache=True)
-def nnls_kernel(G, AtW, b, ridge_prior, lo, hi, x0, max_iter, tol):
+def _nnls_kernel(G, AtW, b, ridge_prior, lo, hi, x0, max_iter, tol):
     """Per-frame entry: ``c = AtW @ b + ridge_prior`` then :func:`box_qp_kernel`. Returns (x, rounds, violation).
 
     ``ridge_prior`` is ``ridge * prior`` (K,) (zeros for shrinkage towards 0); ``b`` (M,) float64.
     """
     c = AtW @ b + ridge_prior  # BLAS gemv
-    return box_qp_kernel(G, c, lo, hi, x0, max_iter, tol)
+    return _box_qp_kernel(G, c, lo, hi, x0, max_iter, tol)
+
+
+register(globals(), ("_kkt_violation", "_newton_free", "_box_qp_kernel", "_nnls_kernel"))
+box_qp_kernel = Kernel(globals(), "_box_qp_kernel")
+nnls_kernel = Kernel(globals(), "_nnls_kernel")
 
 
 def nnls_solve(

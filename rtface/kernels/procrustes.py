@@ -8,12 +8,14 @@ Degenerate input (weight sum <= 0, or all weighted source points coincide) raise
 weighted points leave the rotation about that line undetermined; the result is still a proper rotation that
 maps the points exactly (noise-free case).
 
-Pure functions: safe to call from any thread. The kernel is compiled on first call (cache=True).
+Pure functions: safe to call from any thread. The kernel runs as plain Python until numba is loaded
+(:mod:`rtface.kernels.jit`), then compiled on first call (``cache=True``).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from rtface.kernels.jit import Kernel, register
 
 _EPS = 1e-12
 
@@ -47,8 +49,7 @@ def weighted_similarity_ref(
     return scale, rot, t
 
 
-@njit(cache=True, fastmath=False)
-def weighted_similarity(
+def _weighted_similarity(
     src: np.ndarray, dst: np.ndarray, w: np.ndarray, with_scale: bool = True
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """numba kernel, same contract and result as :func:`weighted_similarity_ref` (float64 inputs)."""
@@ -97,6 +98,10 @@ def weighted_similarity(
             acc += rot[a, b] * mu_s[b]
         t[a] = mu_d[a] - scale * acc
     return scale, rot, t
+
+
+register(globals(), ("_weighted_similarity",), fastmath=False)
+weighted_similarity = Kernel(globals(), "_weighted_similarity")
 
 
 def apply_similarity(points: np.ndarray, scale: float, rot: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -161,6 +161,25 @@ class FloorModel:
         return np.minimum(np.sqrt(total), 5.0)
 
     def _simulate(self, jitter: float = 0.0, pose: float = 0.0, identity_frames: float | None = None) -> np.ndarray:
+        """One floor part: the quantile of ``n_samples`` seeded solves (on-disk cache, :mod:`rtface.au.floor_cache`)."""
+        from rtface.au import floor_cache
+
+        parts: list[object] = [self._solver.fingerprint(), self._n, self._seed, self._q, jitter, pose, identity_frames]
+        if jitter > 0 and self._noise is not None:
+            parts += [self._noise.factor, self._noise.resid_var]
+        if pose > 0 and self._pop is not None:
+            parts.append(self._pose_f)
+        if identity_frames is not None and self._id is not None:
+            parts += [self._id.F, self._id.delta2, self._id.obs_var]
+        key = floor_cache.make_key(*parts)
+        hit = floor_cache.load(key, self._solver.n_aus)
+        if hit is not None:
+            return hit
+        floor = self._simulate_now(jitter, pose, identity_frames)
+        floor_cache.store(key, floor)
+        return floor
+
+    def _simulate_now(self, jitter: float, pose: float, identity_frames: float | None) -> np.ndarray:
         rng = np.random.default_rng(self._seed)
         m = N_COORDS
         d = np.zeros((self._n, m))
@@ -217,6 +236,7 @@ class AUStage(Stage):
             raise ConfigError(f"stage '{name}': field 'pspi_threshold' must be finite, got {p.pspi_threshold}")
         self._basis_override = basis
         self._template_override = template_cm
+        self.stills_only = False  # set by the engine before open(): the source gives only independent stills
         self._noise_override = noise
         self._population_override = population
         self._solver: AUSolver | None = None
@@ -276,7 +296,12 @@ class AUStage(Stage):
 
     # ------------------------------------------------------------------------------------------------ per frame
     def warmup(self) -> None:
-        """Compile the NNLS kernel (numba) and fill the identity-floor cache for the first frames."""
+        """Load the NNLS kernel (numba; not for a run of stills, :mod:`rtface.kernels.jit`) and fill the floor cache
+        for the first frames."""
+        if not self.stills_only:
+            from rtface.kernels import jit
+
+            jit.load()
         if self._solver is not None:
             self._solver.solve(self._template, self._template)
         if self._floors is not None:

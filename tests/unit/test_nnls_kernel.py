@@ -15,6 +15,9 @@ from rtface.kernels.nnls import (
 )
 
 scipy_opt = pytest.importorskip("scipy.optimize")
+from rtface.kernels import jit
+
+jit.load()  # these tests check the numba kernels (a stills run uses the same code as plain Python)
 
 
 def _ill(rng: np.random.Generator, m: int, k: int, cond: float) -> np.ndarray:

@@ -10,6 +10,9 @@ from rtface.kernels.procrustes import (
     weighted_similarity,
     weighted_similarity_ref,
 )
+from rtface.kernels import jit
+
+jit.load()  # these tests check the numba kernels (a stills run uses the same code as plain Python)
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
