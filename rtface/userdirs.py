@@ -1,6 +1,7 @@
 """Per-user folders rtface writes to (never inside the installed package).
 
-- cache (``$XDG_CACHE_HOME/rtface``, default ``~/.cache/rtface``): numba JIT caches (``numba/``).
+- cache (``$XDG_CACHE_HOME/rtface``, default ``~/.cache/rtface``): numba JIT caches (``numba/``), the AU stage's
+  Monte Carlo floors (``floors/``, :mod:`rtface.au.floor_cache`).
 - data (``$XDG_DATA_HOME/rtface``, default ``~/.local/share/rtface``): saved neutral faces (``neutrals/``).
 - runtime (``$XDG_RUNTIME_DIR/rtface``, else ``<cache>/run``): control tokens of running engines, one file each.
 
