@@ -2,7 +2,7 @@
 
 The floors (:class:`rtface.stages.aus.FloorModel`) are quantiles of a few hundred seeded NNLS solves; they depend
 only on the solver's matrices, the noise / pose / identity models, the sample count, seed and quantile, and the
-solver code, all of which go into the key. A hit saves the solves at start-up (a run of stills then needs no
+code that computes them, all of which go into the key. A hit saves the solves at start-up (a run of stills then needs no
 numba at all, :mod:`rtface.kernels.jit`). Unreadable or unwritable files are treated as misses; writes are atomic
 (temporary file, then rename), so concurrent engines at worst compute the same floor twice.
 """
@@ -18,8 +18,10 @@ import numpy as np
 
 from rtface.userdirs import cache_dir
 
-_CODE = [Path(__file__).resolve().parent.parent / "kernels" / "nnls.py",
-         Path(__file__).resolve().parent / "solve.py"]
+_PKG = Path(__file__).resolve().parent.parent
+# the code a floor depends on: the solver and its kernel, the simulation (AU stage) and the identity posterior
+_CODE = [_PKG / "kernels" / "nnls.py", _PKG / "au" / "solve.py", _PKG / "stages" / "aus.py",
+         _PKG / "facemodel" / "identity.py"]
 
 
 def make_key(*parts: object) -> str:
