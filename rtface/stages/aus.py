@@ -104,7 +104,8 @@ class FloorModel:
 
     Jitter and pose parts are Monte Carlo through the solver itself (non-negativity included), ``n_samples`` faces,
     seeded, simulated once each (the read-out scales exactly with their amplitude); levels (quantised frames x pose
-    scale in steps of 0.1) are combined on first use and cached.
+    scale in steps of 0.1) are combined on first use and cached; each simulated part is also cached on disk
+    (:mod:`rtface.au.floor_cache`), so later runs skip the solves.
     Without a measured single-frame floor the identity part is Monte Carlo from the identity prior too.
     """
 
