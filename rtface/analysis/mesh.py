@@ -26,7 +26,12 @@ def _points(conn) -> np.ndarray:
 @lru_cache(maxsize=1)
 def regions() -> dict[str, np.ndarray]:
     """{region: landmark ids}: brow_l, brow_r, eye_l, eye_r, nose, mouth, jaw, plus brows, eyes, face."""
-    from mediapipe.python.solutions import face_mesh_connections as c
+    import importlib
+
+    from rtface.landmarking.mp_import import solutions
+
+    solutions()  # the legacy face-mesh modules without mediapipe's drawing helpers (matplotlib: 0.5 s)
+    c = importlib.import_module("mediapipe.python.solutions.face_mesh_connections")
 
     r = {"brow_l": _points(c.FACEMESH_LEFT_EYEBROW), "brow_r": _points(c.FACEMESH_RIGHT_EYEBROW),
          "eye_l": _points(c.FACEMESH_LEFT_EYE), "eye_r": _points(c.FACEMESH_RIGHT_EYE),

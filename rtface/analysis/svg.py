@@ -15,13 +15,17 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 
 
 def _reduce(t: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket means of t and of the finite y values (NaN for a bucket without any), at most ``max_points``."""
     if len(t) <= max_points:
         return t, y
-    edges = np.linspace(0, len(t), max_points + 1).astype(int)
-    tt = np.array([t[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
+    starts = np.linspace(0, len(t), max_points + 1).astype(int)[:-1]  # every bucket holds >= 1 sample
+    counts = np.diff(np.append(starts, len(t)))
+    tt = np.add.reduceat(t, starts) / counts
+    ok = np.isfinite(y)
+    n_ok = np.add.reduceat(ok.astype(np.int64), starts)
+    sums = np.add.reduceat(np.where(ok, y, 0.0), starts)
     with np.errstate(all="ignore"):
-        yy = np.array([np.nanmean(y[a:b]) if np.any(np.isfinite(y[a:b])) else np.nan
-                       for a, b in zip(edges[:-1], edges[1:])])
+        yy = np.where(n_ok > 0, sums / np.maximum(n_ok, 1), np.nan)
     return tt, yy
 
 
