@@ -55,6 +55,11 @@ def clean(v: Any) -> Any:
     return None
 
 
+def whole(v: Any) -> int | None:
+    """``v`` if it is an integer (not a bool), else None: fields the wire defines as counts, ids or ns."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
 def split_topic(topic: str) -> tuple[str, str]:
     """``rtface.v1.frame@cam1`` -> (``rtface.v1.frame``, ``cam1``); no camera -> ``""``."""
     base, _, cam = topic.partition(CAMERA_SEP)
@@ -118,10 +123,12 @@ class CameraView:
         lat = None
         if isinstance(msg.get("t_publish_ns"), int) and isinstance(msg.get("t_capture_ns"), int):
             lat = (msg["t_publish_ns"] - msg["t_capture_ns"]) / 1e6
-        self.frame = {"index": clean(msg.get("frame")), "t_capture_ns": clean(msg.get("t_capture_ns")),
+        source = msg.get("source")
+        self.frame = {"index": whole(msg.get("frame")), "t_capture_ns": whole(msg.get("t_capture_ns")),
                       "t_media_s": (msg["t_media_ns"] / 1e9 if isinstance(msg.get("t_media_ns"), int) else None),
-                      "latency_ms": lat, "source": clean(msg.get("source")), "width": clean(msg.get("width")),
-                      "height": clean(msg.get("height")), "stage_ms": clean(msg.get("stage_ms", {})),
+                      "latency_ms": lat, "source": source if isinstance(source, str) else None,
+                      "width": whole(msg.get("width")), "height": whole(msg.get("height")),
+                      "stage_ms": clean(msg.get("stage_ms", {})),
                       "t_receive_ns": time.time_ns()}
         self.faces = [face_view(f, landmarks) for f in msg.get("faces", []) if isinstance(f, Mapping)]
         self.session = None

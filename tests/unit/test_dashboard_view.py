@@ -124,5 +124,16 @@ def test_any_wire_valid_message_keeps_the_view_usable(topic, msg, item):
     v.on_message(topic, msg, C)
     v.on_alert_item(item)
     text = v.snapshot()[1]
-    assert json.loads(text)["type"] == "state" and "NaN" not in text
+    def no_constant(name):  # NaN / Infinity / -Infinity tokens: not JSON, browsers reject them
+        raise AssertionError(f"{name} in the state document")
+
+    assert json.loads(text, parse_constant=no_constant)["type"] == "state"
     assert not math.isnan(v.version)
+
+
+def test_frame_fields_of_the_wrong_type_show_as_missing():
+    v = DashboardView(stream_endpoint="e", alerts_endpoint="")
+    v.on_message("rtface.v1.frame", {"frame": {"NaN": None}, "width": True, "height": 2.5, "source": [1],
+                                     "t_capture_ns": "x"}, C)
+    f = _doc(v)["cameras"][0]["frame"]
+    assert (f["index"], f["width"], f["height"], f["source"], f["t_capture_ns"]) == (None, None, None, None, None)
