@@ -50,6 +50,7 @@ def engine_rows(spec: str, images: str = "stills", face_model: str = "", journal
     """Run the packaged default pipeline on ``spec``; one dict per frame (first face or None). Alerts go to
     ``journal`` (default: a throw-away file), with no alert channel."""
     from rtface.config import load_config, with_overrides
+    from rtface.facemodel.pose_features import eye_corner_distance_px
     from rtface.graph.runner import Engine
     cfg = with_overrides(load_config(), source={"spec": spec, "realtime": False, "images": images},
                          publish={"enabled": False}, control={"enabled": False})
@@ -75,7 +76,7 @@ def engine_rows(spec: str, images: str = "stills", face_model: str = "", journal
                                "present": dict(zip(aus, f.au_presence.tolist())),
                                "emotion": dict(zip(emo, f.emotion.tolist())),
                                "yaw": f.pose.yaw_deg, "frames": f.shape_frames,
-                               "size_px": float(np.hypot(*(f.landmarks_px[33, :2] - f.landmarks_px[263, :2])))}
+                               "size_px": eye_corner_distance_px(f.landmarks_px)}
             out.append(row)
     return out
 
@@ -260,7 +261,7 @@ def heldback_renders(shared: Path, cache: Path, tmp: Path) -> dict:
     return out
 
 
-MOTION_IDENTITIES = 3  # the first held-back identities of scripts/render_face_sets.py (seed 301), never in a build
+MOTION_IDENTITIES = 3  # the first identities of render_face_sets.py's hm_heldback set, never in a build
 MOTION_FOCAL_PX = 900.0  # 640x640 renders: 39 deg field of view
 MOTION_SWEEPS = {  # per sweep, (parameter, values per 30 fps frame); distance in cm from the camera (face 14 cm wide)
     "yaw": ("yaw_deg", np.concatenate([np.linspace(0, 40, 30), np.linspace(40, -40, 60), np.linspace(-40, 0, 30)])),
@@ -277,13 +278,11 @@ def head_motion(shared: Path, tmp: Path) -> dict:
     import render_face_sets as R
     from au_basis.hm08 import load_hm08
     from face_model import population as P
-    from face_model import sets as S
     from face_model.heads import load_ict_identity
     from face_model.scene import Scene
     from face_model.transfer import transfer_identity
     hm = load_hm08(shared / "au_sources" / "facshuman")
-    betas = S.identities(301, 6)[:MOTION_IDENTITIES]
-    assert R.define_sets()["hm_heldback"][1][0].beta == betas[0]  # the same identities as the held-back render set
+    betas = list(dict.fromkeys(x.beta for x in R.define_sets()["hm_heldback"][1]))[:MOTION_IDENTITIES]
     folder = tmp / "motion"
     folder.mkdir(parents=True, exist_ok=True)
     if not all((folder / f"{k}_{n}.mp4").is_file() for k in range(len(betas)) for n in MOTION_SWEEPS):

@@ -9,6 +9,7 @@ numba at all, :mod:`rtface.kernels.jit`). Unreadable or unwritable files are tre
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
@@ -24,11 +25,14 @@ _CODE = [_PKG / "kernels" / "nnls.py", _PKG / "au" / "solve.py", _PKG / "stages"
          _PKG / "facemodel" / "identity.py"]
 
 
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> bytes:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in _CODE)).digest()
+
+
 def make_key(*parts: object) -> str:
-    """sha256 hex of the parts (arrays by dtype, shape and bytes; anything else by repr) and of the solver code."""
-    h = hashlib.sha256()
-    for p in _CODE:
-        h.update(p.read_bytes())
+    """sha256 hex of the parts (arrays by dtype, shape and bytes; anything else by repr) and of that code."""
+    h = hashlib.sha256(_code_digest())
     for part in parts:
         if isinstance(part, np.ndarray):
             a = np.ascontiguousarray(part)

@@ -137,12 +137,19 @@ class Engine:
         # the later stages load (numba's kernel cache, ONNX) on a helper thread while the leading stage creates
         # its MediaPipe graph and the sockets bind; joined before anything else touches them (happens-before)
         pipelined_open = cfg.engine.pipeline and len(self._slots) > 1
+        # numba's kernels load with the later stages, except for a run of stills, whose few kernel calls run as plain
+        # Python (rtface.kernels.jit: importing numba and loading its cache would cost more than they do)
+        from rtface.kernels import jit
+
+        prepare = None if stills else jit.load
         upstream: dict[str, tuple[str, ...]] = {}
         warm = None
         try:
+            if prepare is not None and not pipelined_open:
+                prepare()
             open_stages(self._slots[:1] if pipelined_open else self._slots, upstream)
             if pipelined_open:  # the rest continue the bind chain from what the leading stage produces
-                warm = _Warmup(self._slots[1:], upstream)
+                warm = _Warmup(self._slots[1:], upstream, prepare)
             self._open_sockets()
             self.live = bool(self.source.live)
             self.ring = FrameRing(cfg.engine.ring_slots, overwrite=self.live)

@@ -4,6 +4,7 @@ every ``process`` call)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from rtface.graph.stage import Stage
 
@@ -28,15 +29,19 @@ def open_stages(slots: list[StageSlot], upstream: dict[str, tuple[str, ...]]) ->
 
 
 class Warmup:
-    """:func:`open_stages` for some stages on a helper thread; :meth:`join` waits and re-raises an error."""
+    """:func:`open_stages` for some stages on a helper thread (after ``prepare()``, if given); :meth:`join` waits
+    and re-raises an error."""
 
-    def __init__(self, slots: list[StageSlot], upstream: dict[str, tuple[str, ...]]) -> None:
-        self._slots, self._upstream, self._error = slots, upstream, None
+    def __init__(self, slots: list[StageSlot], upstream: dict[str, tuple[str, ...]],
+                 prepare: Callable[[], None] | None = None) -> None:
+        self._slots, self._upstream, self._error, self._prepare = slots, upstream, None, prepare
         self._thread = threading.Thread(target=self._run, name="rtface-warmup", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
+            if self._prepare is not None:
+                self._prepare()
             open_stages(self._slots, self._upstream)
         except BaseException as exc:  # noqa: BLE001 - re-raised by join() in the opening thread
             self._error = exc

@@ -2,7 +2,7 @@
 
 Why: importing numba and loading the cached kernels costs about half a second, more than everything else a
 one-photo run does besides MediaPipe. A run of stills therefore never loads numba unless it calls the kernels
-often; sequence runs load it while their first stage opens (the stages' ``warmup``), as before.
+often; the engine loads it for every other run while its first stage opens (``rtface.graph.runner``), as before.
 
 Each kernel module writes its kernels as plain functions (numba's nopython subset) under private names, lists them
 with :func:`register` and exports a :class:`Kernel` per public entry point. A :class:`Kernel` calls whatever the
@@ -37,11 +37,9 @@ def register(module_globals: dict[str, Any], names: tuple[str, ...], **njit_opti
 
 def _compile(g: dict[str, Any], names: tuple[str, ...], options: dict[str, Any]) -> None:
     from numba import njit
-    from numba.core.registry import CPUDispatcher
 
     for n in names:
-        if not isinstance(g[n], CPUDispatcher):
-            g[n] = njit(cache=True, **options)(g[n])
+        g[n] = njit(cache=True, **options)(g[n])
 
 
 def load() -> None:
@@ -80,11 +78,6 @@ class Kernel:
             if self._plain_calls > AUTO_LOAD_AFTER:
                 load()
         return self._g[self._name](*args)
-
-    @property
-    def compiled(self) -> bool:
-        """True when calls go to the numba dispatcher."""
-        return _state["loaded"]
 
     @property
     def py_func(self) -> Callable[..., Any]:

@@ -237,7 +237,6 @@ class AUStage(Stage):
             raise ConfigError(f"stage '{name}': field 'pspi_threshold' must be finite, got {p.pspi_threshold}")
         self._basis_override = basis
         self._template_override = template_cm
-        self.stills_only = False  # set by the engine before open(): the source gives only independent stills
         self._noise_override = noise
         self._population_override = population
         self._solver: AUSolver | None = None
@@ -297,12 +296,8 @@ class AUStage(Stage):
 
     # ------------------------------------------------------------------------------------------------ per frame
     def warmup(self) -> None:
-        """Load the NNLS kernel (numba; not for a run of stills, :mod:`rtface.kernels.jit`) and fill the floor cache
-        for the first frames."""
-        if not self.stills_only:
-            from rtface.kernels import jit
-
-            jit.load()
+        """Run the NNLS kernel once (compiled once the engine has loaded numba, :mod:`rtface.kernels.jit`) and fill
+        the floor cache for the first frames."""
         if self._solver is not None:
             self._solver.solve(self._template, self._template)
         if self._floors is not None:

@@ -121,7 +121,6 @@ class CanonicalStage(Stage):
                                            keep_fraction=p.keep_fraction, max_angle_deg=p.max_angle_deg,
                                            au_prior_frames=p.au_prior_frames)
         self._lock = threading.Lock()
-        self.stills_only = False  # set by the engine before open(): the source gives only independent stills
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -143,12 +142,8 @@ class CanonicalStage(Stage):
             self._file_neutral = neutral
 
     def warmup(self) -> None:
-        """Run metric 3D + Procrustes (and the scoring solve) once on the canonical face: loads the numba kernels
-        (not for a run of stills, :mod:`rtface.kernels.jit`)."""
-        if not self.stills_only:
-            from rtface.kernels import jit
-
-            jit.load()
+        """Run metric 3D + Procrustes (and the scoring solve) once on the canonical face (compiles the kernels once
+        the engine has loaded numba, :mod:`rtface.kernels.jit`)."""
         intr = Intrinsics.from_config(640, 480, None, None, None, None, self.params.vertical_fov_deg)
         v = np.asarray(self._template, dtype=np.float64)
         z = 50.0 - v[:, 2]  # face 50 cm in front of the camera, canonical z towards the viewer
