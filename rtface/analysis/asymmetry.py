@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from rtface.analysis.mesh import REPORT_REGIONS, mirror_pairs, regions
+from rtface.analysis.mesh import REPORT_REGIONS, mirror_pairs, report_region_means
 
 _LR = re.compile(r"^(AU\d+)_L_r$")
 
@@ -31,29 +31,33 @@ def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     cs, cd = src.mean(0), dst.mean(0)
     h = (src - cs).T @ (dst - cd)
     u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    rot = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    rot = vt.T @ u.T
+    if np.linalg.det(rot) < 0:  # a reflection: flip the axis of the smallest singular value
+        rot = vt.T @ np.diag([1.0, 1.0, -1.0]) @ u.T
     return (src - cs) @ rot.T + cd
 
 
+_FLIP = np.array([-1.0, 1.0, 1.0])
+
+
 def point_asymmetry(points: np.ndarray) -> np.ndarray:
-    """(478,) per-point distance from symmetry, cm, for one face (478, 3) in cm; NaN where points are NaN."""
+    """(478,) per-point distance from symmetry, cm, for one face (478, 3) in cm; NaN where points are NaN (the 10
+    iris points are always NaN: they move with gaze)."""
     p = np.asarray(points, dtype=np.float64)
-    face = regions()["face"]
-    mirrored = (p * np.array([-1.0, 1.0, 1.0]))[mirror_pairs()]
     out = np.full(p.shape[0], np.nan)
-    if not np.all(np.isfinite(p[face])):
+    face = p[:468]  # regions()["face"]: the mesh without the iris; mirror partners stay inside it
+    if not np.isfinite(face).all():
         return out
-    aligned = _kabsch(mirrored[face], p[face])
-    out[face] = 0.5 * np.linalg.norm(p[face] - aligned, axis=1)
+    mirrored = face[mirror_pairs()[:468]] * _FLIP
+    d = face - _kabsch(mirrored, face)
+    out[:468] = 0.5 * np.sqrt(np.einsum("ij,ij->i", d, d))
     return out
 
 
 def region_asymmetry(points: np.ndarray) -> dict[str, float]:
     """{region: mean distance from symmetry, cm} over :data:`REPORT_REGIONS` for one face (478, 3) cm."""
     a = point_asymmetry(points)
-    reg = regions()
-    return {r: float(np.mean(a[reg[r]])) for r in REPORT_REGIONS}
+    return dict(zip(REPORT_REGIONS, (report_region_means() @ a[:468]).tolist()))
 
 
 def lateral_au_pairs(columns) -> list[tuple[str, str, str]]:

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from rtface.analysis.mesh import REPORT_REGIONS, regions
+from rtface.analysis.mesh import REPORT_REGIONS, report_region_means
 
 
 class LandmarkKinematics:
@@ -40,8 +40,8 @@ class LandmarkKinematics:
         if not tau_s >= 0 or not max_gap_s > 0:
             raise ValueError(f"kinematics: tau_s must be >= 0 and max_gap_s > 0, got {tau_s}, {max_gap_s}")
         self.tau_s, self.max_gap_s = float(tau_s), float(max_gap_s)
-        reg = regions()
-        self._regions = [(r, reg[r]) for r in REPORT_REGIONS]
+        self._means = report_region_means()
+        self._keys = {k: [f"{k}_{r}" for r in REPORT_REGIONS] for k in ("speed", "acc", "jerk")}
         self.reset()
 
     def reset(self) -> None:
@@ -50,7 +50,7 @@ class LandmarkKinematics:
 
     def update(self, t_s: float, points: np.ndarray | None) -> dict[str, float]:
         """Add one frame (media time s, points (478, 3) cm or None); {speed_/acc_/jerk_<region>: value}."""
-        out = {f"{k}_{r}": math.nan for k in ("speed", "acc", "jerk") for r, _ in self._regions}
+        out = {key: math.nan for keys in self._keys.values() for key in keys}
         if points is None or not np.all(np.isfinite(points[:468])):
             self.reset()
             return out
@@ -69,9 +69,7 @@ class LandmarkKinematics:
         for name, vec in (("speed", v), ("acc", a), ("jerk", j)):
             if vec is None:
                 continue
-            norm = np.linalg.norm(vec, axis=1)
-            for r, idx in self._regions:
-                out[f"{name}_{r}"] = float(norm[idx].mean())
+            out.update(zip(self._keys[name], (self._means @ np.sqrt(np.einsum("ij,ij->i", vec, vec))).tolist()))
         return out
 
 

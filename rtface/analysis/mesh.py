@@ -49,6 +49,18 @@ REPORT_REGIONS = ("brows", "eyes", "nose", "mouth", "jaw", "face")
 
 
 @lru_cache(maxsize=1)
+def report_region_means() -> np.ndarray:
+    """(len(REPORT_REGIONS), 468) matrix M with ``M @ v`` = the mean of a per-point value ``v`` (468 mesh points,
+    no iris) over each report region: one product instead of a mean per region."""
+    reg = regions()
+    m = np.zeros((len(REPORT_REGIONS), 468))
+    for i, r in enumerate(REPORT_REGIONS):
+        m[i, reg[r]] = 1.0 / len(reg[r])
+    m.setflags(write=False)
+    return m
+
+
+@lru_cache(maxsize=1)
 def mirror_pairs() -> np.ndarray:
     """(478,) partner of each mesh point under left/right reflection (an involution)."""
     from rtface.geometry.canonical_model import load_canonical_model, mirror_map
