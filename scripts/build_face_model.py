@@ -14,7 +14,9 @@ Outputs (``--out``, default rtface/data): ``face_model/face_model.npz`` (+ repor
 4. build set (12 MakeHuman faces x 3 poses, FACSHuman targets) ->
    AU fields averaged over faces and poses (scripts/face_model/fit_aus.py); AU06 from a real smile (see
    real_au06); unit_to_facs = 5 / the median activation a full-weight render of the AU gets;
-5. a report of what the renders held back (other faces, wider poses) read.
+5. a report of what the renders held back (other faces, wider poses) read;
+6. the approach floor: what rendered neutral faces moving towards the camera read, per AU and unit approach rate,
+   through the Engine with the model just written (scripts/face_model/approach.py).
 
 Usage: python scripts/build_face_model.py --shared ../shared/data --cache build/face_sets [--exclude 001]
 """
@@ -34,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from face_model import fit_aus as FA  # noqa: E402
+from face_model.approach import approach_floor_gain  # noqa: E402
 from face_model.fit_population import fit_population  # noqa: E402
 from face_model.geometry import posefree_batch  # noqa: E402
 from face_model.real_faces import london_landmarks, video_landmarks  # noqa: E402
@@ -376,13 +379,15 @@ def main(argv: list[str] | None = None) -> int:
         detail_sd_cm=detail, pose_residual_factor=pop["pose_residual_factor"].reshape(-1, 478, 3).astype(np.float32),
         pose_residual_gain=pop["pose_residual_gain"], meta_json=np.array(json.dumps(meta)))
     print(f"wrote {fm_dir / 'face_model.npz'}")
-    if args.model_only:  # validation folds: the single-frame floor from the shipped basis
-        from rtface.au.basis import load_au_basis
+    if args.model_only:  # validation folds: the single-frame floor from the shipped basis, the approach floor
+        from rtface.au.basis import load_au_basis  # of the shipped model (renders: no London person in it)
+        from rtface.facemodel.population import load_population_model
         shipped = REPO / "rtface" / "data" / "au_basis" / "au_basis.npz"
         real_q = single_frame_floor(shipped, frontal)
         names_b = load_au_basis(str(shipped)).names
         z = dict(np.load(fm_dir / "face_model.npz"))
         z["single_frame_floor"], z["floor_au_names"] = real_q, np.array(names_b)
+        z["approach_floor_gain"] = load_population_model().approach_floor_for(tuple(names_b))
         np.savez_compressed(fm_dir / "face_model.npz", **z)
         return 0
     basis = fit_basis(sets, template, mirror_idx, args.shared)
@@ -417,8 +422,14 @@ def main(argv: list[str] | None = None) -> int:
         detail_sd_cm=detail, pose_residual_factor=pop["pose_residual_factor"].reshape(-1, 478, 3).astype(np.float32),
         pose_residual_gain=pop["pose_residual_gain"], single_frame_floor=real_q, floor_au_names=np.array(basis["names"]),
         meta_json=np.array(json.dumps(meta)))
-    print(f"single-frame floors {dict(zip(basis['names'], real_q.round(1).tolist()))}; wrote {fm_dir / 'face_model.npz'}"
-          f" in {time.time() - t0:.0f} s")
+    print(f"single-frame floors {dict(zip(basis['names'], real_q.round(1).tolist()))}")
+    gain, meta["approach_floor"] = approach_floor_gain(args.shared, args.cache, fm_dir / "face_model.npz",
+                                                       ab_dir / "au_basis.npz", list(basis["names"]))
+    z = dict(np.load(fm_dir / "face_model.npz"))
+    z["approach_floor_gain"], z["meta_json"] = gain, np.array(json.dumps(meta))
+    np.savez_compressed(fm_dir / "face_model.npz", **z)
+    print(f"approach floor gains (FACS per 1/s) {meta['approach_floor']['gain_facs_per_rate']}; wrote "
+          f"{fm_dir / 'face_model.npz'} in {time.time() - t0:.0f} s")
     return 0
 
 

@@ -19,6 +19,10 @@ File ``rtface/data/face_model/face_model.npz`` (built by ``scripts/build_face_mo
 - ``single_frame_floor`` (K,) with ``floor_au_names`` (K,): per AU, the 90th percentile of what real neutral photos
   read (FACS) against the population mean with the shipped AU basis and the AU stage's default solver (each photo
   against the mean of the others): the identity part of the single-frame noise floor (rtface.stages.aus).
+- ``approach_floor_gain`` (K,) (optional; zeros if absent), same AU order: per AU, FACS per unit of approach rate
+  (1/s, minus the rate of change of the log distance to the camera): what a neutral face moving towards the camera
+  reads (MediaPipe's tracked landmarks lag a face that grows in the frame), measured on rendered approaches of
+  faces outside the validation (``scripts/face_model/approach.py``): the approach part of the AU floors.
 - ``meta_json``: sources, licences, build date, evaluation numbers.
 
 Loaded once and cached; arrays are read-only, so any thread may read the model.
@@ -26,7 +30,7 @@ Loaded once and cached; arrays are read-only, so any thread may read the model.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -56,6 +60,14 @@ class PopulationModel:
     floor_au_names: tuple[str, ...]
     meta: dict[str, Any]
     path: str
+    approach_floor_gain: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) FACS per 1/s of approach
+    # rate, order floor_au_names
+
+    def approach_floor_for(self, names: tuple[str, ...]) -> np.ndarray:
+        """The approach-floor gains (FACS per 1/s) in the order of ``names``; 0 for an AU the model has none for."""
+        idx = {n: i for i, n in enumerate(self.floor_au_names)}
+        g = self.approach_floor_gain
+        return np.array([g[idx[n]] if n in idx and idx[n] < len(g) else 0.0 for n in names], dtype=np.float64)
 
     def single_frame_floor_for(self, names: tuple[str, ...]) -> np.ndarray | None:
         """The measured single-frame floor in the order of ``names``, or None if the model has no value for one
@@ -123,6 +135,8 @@ def _read(path: Path) -> PopulationModel:
         scale = float(_get(z, "identity_scale", path))
         floor_names = tuple(str(n) for n in _get(z, "floor_au_names", path)) if "floor_au_names" in z.files else ()
         floor = _get(z, "single_frame_floor", path, (len(floor_names),)) if floor_names else np.zeros(0)
+        approach = (_get(z, "approach_floor_gain", path, (len(floor_names),))
+                    if floor_names and "approach_floor_gain" in z.files else np.zeros(len(floor_names)))
         try:
             meta = json.loads(str(_get(z, "meta_json", path)))
         except json.JSONDecodeError as exc:
@@ -131,9 +145,13 @@ def _read(path: Path) -> PopulationModel:
     for v in out.values():
         v.setflags(write=False)
     floor = np.asarray(floor, dtype=np.float64)
-    floor.setflags(write=False)
+    approach = np.asarray(approach, dtype=np.float64)
+    if (approach < 0).any():
+        raise DataError(f"face model {path}: field 'approach_floor_gain' has negative values")
+    for v in (floor, approach):
+        v.setflags(write=False)
     return PopulationModel(identity_scale=scale, single_frame_floor=floor, floor_au_names=floor_names, meta=meta,
-                           path=str(path), **out)
+                           path=str(path), approach_floor_gain=approach, **out)
 
 
 @lru_cache(maxsize=4)

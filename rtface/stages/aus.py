@@ -16,7 +16,12 @@ deviations of what, besides expression, moves that AU's estimate (a soft thresho
   with an explicit neutral;
 - the head pose: what the face model's pose response leaves unexplained, growing with |yaw|, |pitch|, |roll|;
 - MediaPipe's landmark jitter (``noise_path``, ``rtface/data/au_basis/noise.json``), x (1 + 1/n) in variance while
-  the person's neutral rests on n frames (the neutral carries jitter too).
+  the person's neutral rests on n frames (the neutral carries jitter too);
+- in a sequence, the face moving towards the camera: MediaPipe's tracked landmarks lag a face that grows in the
+  frame and read as AU05/AU07 (and AU01, AU15 ...) on a neutral face; the face model's per-AU
+  ``approach_floor_gain`` (FACS per 1/s) x the approach rate (1/s: minus the rate of change of ln distance, from
+  the head pose's ``tz_cm``, low-passed over ``approach_tau_s``), x ``approach_floor_scale``. Moving away, turning
+  and holding still add nothing.
 
 Each is a covariance in landmark space propagated through the solver's linear read-out; the per-AU standard
 deviations used are in ``extras["au_sd"]`` when ``publish_sd`` is true. Presence acts on the reading.
@@ -71,7 +76,10 @@ class AUParams:
     floor_samples: int = 300  # Monte Carlo faces per floor level
     noise_z: float = 0.0  # per-AU L1 strength in jitter sd (0 = plain ridge NNLS)
     obs_sd_cm: float = 0.06  # spread of one rest frame around the person's neutral (as the canonical stage's)
-    publish_floor: bool = False  # true: extras["au_floor"] = the per-AU floor subtracted for this face
+    publish_floor: bool = False  # true: extras["au_floor"] = the per-AU floor subtracted for this face (and
+    # extras["approach_rate"], 1/s)
+    approach_floor_scale: float = 1.0  # x the face model's approach-floor gains (sequences; 0 = no approach floor)
+    approach_tau_s: float = 0.15  # low-pass time constant of the approach rate, s of media time
 
 
 def build_solver(p: "AUParams", basis: Any, template: np.ndarray,
@@ -221,7 +229,7 @@ class AUStage(Stage):
         if p.floor_samples < 10:
             raise ConfigError(f"stage '{name}': field 'floor_samples' must be >= 10, got {p.floor_samples}")
         for f in ("ridge", "weight_contour", "weight_iris", "noise_z", "presence_on_s",
-                  "presence_off_s", "obs_sd_cm"):
+                  "presence_off_s", "obs_sd_cm", "approach_floor_scale", "approach_tau_s"):
             v = getattr(p, f)
             if not (np.isfinite(v) and v >= 0):
                 raise ConfigError(f"stage '{name}': field '{f}' must be finite and >= 0, got {v}")
@@ -246,6 +254,8 @@ class AUStage(Stage):
         self._template: np.ndarray | None = None
         self._prev: dict[int, np.ndarray] = {}  # face_id -> raw activations of its last solve
         self._last_seen: dict[int, float] = {}  # face_id -> media time last seen, s
+        self._approach: dict[int, tuple[float, float, float]] = {}  # face_id -> (t s, ln tz, low-passed rate 1/s)
+        self._approach_gain = np.zeros(0)  # (K,) FACS per 1/s (face model x approach_floor_scale)
         self.names: tuple[str, ...] = ()
         self.skipped_nonfinite = 0
         self.skipped_not_ready = 0
@@ -283,6 +293,8 @@ class AUStage(Stage):
         self._floors = None if p.floor_quantile == 0 else FloorModel(
             self._solver, population, p.obs_sd_cm, noise, p.floor_quantile, p.floor_samples)
         self.names = self._solver.names
+        self._approach_gain = (population.approach_floor_for(self.names) * p.approach_floor_scale
+                               if population is not None else np.zeros(len(self.names)))
         self._template = template
         self._presence = PresenceTracker(len(self.names), on_threshold=p.presence_on, off_threshold=p.presence_off,
                                          clear_threshold=p.presence_clear, on_s=p.presence_on_s,
@@ -290,6 +302,7 @@ class AUStage(Stage):
         self._session = SessionAccumulator(self.names, pspi_threshold=p.pspi_threshold)
         self._prev.clear()
         self._last_seen.clear()
+        self._approach.clear()
 
     def close(self) -> None:
         """Nothing to release (the session results stay readable through ``summary``). Safe to call twice."""
@@ -337,6 +350,9 @@ class AUStage(Stage):
             pose = face.pose
             yaw, pitch, roll = (pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose is not None else (0.0, 0.0, 0.0)
             floor = self.floors_for(float(face.shape_frames), yaw, pitch, roll)
+            rate = self._approach_rate(fid, t_s, pose.tz_cm) if not still and pose is not None else 0.0
+            if rate > 0.0 and self._approach_gain.any():
+                floor = np.minimum(np.sqrt(floor ** 2 + (self._approach_gain * rate) ** 2), 5.0)
             inten = np.clip(act * self._solver.unit_to_facs - floor, 0.0, 5.0).astype(np.float32)
             if not still:
                 self._prev[fid] = act
@@ -347,13 +363,32 @@ class AUStage(Stage):
             face.extras["pspi"] = self._session.add(fid, inten, pres)
             if self.params.publish_floor:
                 face.extras["au_floor"] = floor.astype(np.float32)
+                face.extras["approach_rate"] = rate
         self._forget_stale(t_s)
+
+    def _approach_rate(self, fid: int, t_s: float, tz_cm: float) -> float:
+        """Low-passed approach rate of a face (1/s, > 0 towards the camera); 0 at the start of a track, after a
+        gap of more than 0.5 s or for a non-positive distance."""
+        if not (math.isfinite(tz_cm) and tz_cm > 0):
+            self._approach.pop(fid, None)
+            return 0.0
+        lz = math.log(tz_cm)
+        prev = self._approach.get(fid)
+        rate = 0.0
+        if prev is not None and 0.0 < t_s - prev[0] <= 0.5:
+            dt = t_s - prev[0]
+            tau = self.params.approach_tau_s
+            a = 1.0 if tau <= 0 else 1.0 - math.exp(-dt / tau)
+            rate = prev[2] + a * ((prev[1] - lz) / dt - prev[2])
+        self._approach[fid] = (t_s, lz, rate)
+        return rate
 
     def _forget_stale(self, t_s: float) -> None:
         stale = [f for f, seen in self._last_seen.items() if abs(t_s - seen) > _FORGET_AFTER_S]
         for f in stale:
             del self._last_seen[f]
             self._prev.pop(f, None)
+            self._approach.pop(f, None)
             if self._presence is not None:
                 self._presence.forget(f)
 

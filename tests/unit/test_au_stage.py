@@ -2,6 +2,8 @@
 plus one check against the shipped AU basis when it exists."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -432,6 +434,55 @@ def test_stage_population_floors_shrink_with_shape_frames() -> None:
     f0, f8, finf = stage.floors_for(0.0), stage.floors_for(8.0), stage.floors_for(float("inf"))
     assert np.all(f0 >= f8 - 1e-6) and np.all(f8 >= finf - 1e-6) and f0.sum() > 2 * finf.sum()
     assert np.all(stage.floors_for(0.0, 30.0, 0.0, 0.0) >= f0 - 1e-6)  # a turned head adds the pose residual
+
+
+def test_stage_approach_floor_grows_with_approach_rate_only() -> None:
+    """Mechanism (a face model with hand-set approach gains): in a sequence, a face moving towards the camera gets
+    gain x rate added to its floors in quadrature; moving away, a still and approach_floor_scale 0 add nothing."""
+    import dataclasses
+
+    from rtface.facemodel.population import load_population_model
+    from rtface.records import HeadPose
+
+    pop = load_population_model()
+    gains = np.zeros(len(pop.floor_au_names))
+    gains[list(pop.floor_au_names).index("AU05")] = 8.0
+    pop = dataclasses.replace(pop, approach_floor_gain=gains)
+
+    def run(distances: list[float], still: bool = False, scale: float = 1.0) -> tuple[list[Face], AUStage]:
+        stage = AUStage("aus", AUParams(publish_floor=True, approach_floor_scale=scale), population=pop)
+        stage.open()
+        faces = []
+        for i, d in enumerate(distances):
+            face = _face(1, stage._template.astype(np.float32))
+            face.pose = HeadPose(0.0, 0.0, 0.0, 0.0, 0.0, d, 1.0, np.eye(3))
+            res = FrameResult(FrameMeta(i, 0, i * 33_333_333, 640, 480, "test", still=still), [face])
+            stage.process(np.zeros((4, 4, 3), np.uint8), res)
+            faces.append(face)
+        return faces, stage
+
+    rate = 0.5  # 1/s: ln distance falls by rate / 30 per frame
+    towards = [60.0 * math.exp(-rate * i / 30) for i in range(40)]
+    faces, stage = run(towards)
+    k = stage.names.index("AU05")
+    base = stage.floors_for(float(faces[-1].shape_frames))
+    assert faces[0].extras["approach_rate"] == 0.0  # no rate on the first frame of a track
+    assert faces[-1].extras["approach_rate"] == pytest.approx(rate, rel=0.02)  # low-pass settled (tau 0.15 s)
+    want = min(math.hypot(base[k], 8.0 * faces[-1].extras["approach_rate"]), 5.0)
+    assert faces[-1].extras["au_floor"][k] == pytest.approx(want, rel=1e-5)
+    others = np.arange(len(stage.names)) != k
+    np.testing.assert_allclose(faces[-1].extras["au_floor"][others], base[others], rtol=1e-6)  # gain 0 there
+    away, _ = run(towards[::-1])
+    assert away[-1].extras["approach_rate"] < 0
+    np.testing.assert_allclose(away[-1].extras["au_floor"], stage.floors_for(float(away[-1].shape_frames)),
+                               rtol=1e-6)
+    stills, st = run(towards, still=True)
+    assert stills[-1].extras["approach_rate"] == 0.0
+    np.testing.assert_allclose(stills[-1].extras["au_floor"], st.floors_for(0.0), rtol=1e-6)
+    off, st = run(towards, scale=0.0)
+    np.testing.assert_allclose(off[-1].extras["au_floor"], st.floors_for(float(off[-1].shape_frames)), rtol=1e-6)
+    with pytest.raises(ConfigError):
+        AUStage("aus", AUParams(approach_tau_s=-1.0))
 
 
 def test_noise_model_file(tmp_path: Path) -> None:
