@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -86,9 +87,12 @@ class EngineSettings:
     stats_interval_s: float = 1.0  # heartbeat period, s (at least MIN_STATS_INTERVAL_S)
     pipeline: bool = True  # file runs: landmarks on a front thread, later stages/publish/write overlap with it
     pipeline_live: bool = False  # live sources too (more frames per second when processing is slower than the camera)
+    pipeline_buffer_mb: float = 64.0  # file runs: images the front thread may queue ahead (at most 64 frames), MiB
 
     def __post_init__(self) -> None:
         _require(self.max_frames >= 0, "max_frames", "must be >= 0 (0 = until the source ends)", self.max_frames)
+        _require(math.isfinite(self.pipeline_buffer_mb) and self.pipeline_buffer_mb >= 0, "pipeline_buffer_mb",
+                 "must be finite and >= 0 (0 = two frames ahead)", self.pipeline_buffer_mb)
         _require(self.stats_interval_s >= MIN_STATS_INTERVAL_S, "stats_interval_s",
                  f"must be >= {MIN_STATS_INTERVAL_S} s", self.stats_interval_s)
 

@@ -13,7 +13,10 @@ Threads:
 - the processing thread (the one iterating ``Engine.results()``) takes items with :meth:`FrontThread.get` and owns
   every later stage, the publisher, the control server and the writer.
 A buffer is reused only after ``depth + 1`` later frames were taken, i.e. once the processing thread finished with
-it (stages must not keep the image anyway).
+it (stages must not keep the image anyway). For files the queue deepens on the first frame to as many frames as
+``buffer_bytes`` of images hold (``[engine] pipeline_buffer_mb``, at most :data:`MAX_DEPTH`): MediaPipe keeps
+working while the later stages finish loading (numba, the emotion model) or take a slow frame, instead of waiting
+two frames ahead.
 
 GIL hand-offs: a thread waiting for the GIL waits up to the interpreter's switch interval (5 ms by default) before
 it asks the holder to let go, and MediaPipe takes the GIL back several times per frame (packet in, output
@@ -38,17 +41,19 @@ ERROR = "error"  # the front thread failed; the payload is the exception
 ITEM = "item"  # (RingFrame, FrameResult)
 
 DEFAULT_SWITCH_INTERVAL_S = 0.0005
+MAX_DEPTH = 64  # landmarked frames a file run may queue ahead of the processing thread
 
 
 class FrontThread:
     """Ring reader + leading stages on a daemon thread (module doc). ``start()``, then ``get()`` until END."""
 
     def __init__(self, ring: FrameRing, *, live: bool, run_front: Callable[[RingFrame], Any], depth: int = 2,
-                 switch_interval_s: float = DEFAULT_SWITCH_INTERVAL_S) -> None:
+                 switch_interval_s: float = DEFAULT_SWITCH_INTERVAL_S, buffer_bytes: int = 0) -> None:
         self.ring = ring
         self.live = live
         self._run_front = run_front  # builds the FrameResult and runs the leading stages (front thread)
         self.depth = max(1, int(depth))
+        self._buffer_bytes = 0 if live else max(0, int(buffer_bytes))
         self._q: queue.Queue = queue.Queue(maxsize=self.depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rtface-front", daemon=True)
@@ -118,6 +123,16 @@ class FrontThread:
                 continue
         return False
 
+    def _deepen(self, frame_bytes: int) -> None:
+        """Files: let the queue hold as many landmarked frames as ``buffer_bytes`` of images allows (at most
+        MAX_DEPTH), so the front thread keeps MediaPipe busy while the processing thread is still loading its stages
+        or has a slow frame. Called on the first frame, before anything was queued (front thread)."""
+        depth = min(MAX_DEPTH, max(self.depth, self._buffer_bytes // max(1, frame_bytes)))
+        if depth > self.depth:
+            self._bufs.extend([None] * (depth - self.depth))
+            self.depth = depth
+            self._q.maxsize = depth  # read by put() under the queue's lock; nothing was put yet
+
     def _loop(self) -> None:
         ring = self.ring
         read = ring.read_latest if self.live else ring.read_next
@@ -135,6 +150,8 @@ class FrontThread:
                         return
                     continue
                 self._bufs[slot] = frame.image
+                if k == 0 and self._buffer_bytes:
+                    self._deepen(frame.image.nbytes)
                 k += 1
                 result = self._run_front(frame)
                 self.frames += 1

@@ -450,7 +450,8 @@ class Engine:
                 from rtface.graph.pipeline import END, ERROR, FrontThread
 
                 self.front = FrontThread(self.ring, live=self.live, run_front=self._front,
-                                         depth=1 if self.live else 2).start()
+                                         depth=1 if self.live else 2,
+                                         buffer_bytes=int(cfg.engine.pipeline_buffer_mb * 2 ** 20)).start()
             self._finish_open()
             max_frames = cfg.engine.max_frames
             interval = cfg.engine.stats_interval_s

@@ -60,6 +60,7 @@ def test_a_config_with_its_own_stages_replaces_the_pipeline(tmp_path):
 @pytest.mark.parametrize("toml, words", [
     ("[publish]\nsndhwm = 0\n", ["sndhwm", ">= 1"]),
     ("[engine]\nmax_frames = -5\n", ["max_frames", ">= 0"]),
+    ("[engine]\npipeline_buffer_mb = -1\n", ["pipeline_buffer_mb", ">= 0"]),
     ('[publish]\nendpoint = "tcp://127.0.0.1:99999"\n', ["99999", "0..65535"]),
     ('[control]\nendpoint = "tcp://127.0.0.1:70000"\n', ["70000", "0..65535"]),
     ('[control]\nauth = "maybe"\n', ["auth", "'token' or 'none'"]),

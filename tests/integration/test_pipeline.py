@@ -14,9 +14,10 @@ from tests.conftest import SAMPLE_VIDEO
 PLUG = "tests.integration.stage_plugins"
 
 
-def engine(stages, pipeline=True, live=False, **source) -> Engine:
+def engine(stages, pipeline=True, live=False, buffer_mb=64.0, **source) -> Engine:
     return Engine(config_from_dict({"source": {"spec": str(SAMPLE_VIDEO), **source},
-                                    "engine": {"pipeline": pipeline, "pipeline_live": live},
+                                    "engine": {"pipeline": pipeline, "pipeline_live": live,
+                                               "pipeline_buffer_mb": buffer_mb},
                                     "publish": {"enabled": False},
                                     "control": {"enabled": False}, "stages": stages}))
 
@@ -34,12 +35,16 @@ def test_pipelined_and_serial_engines_give_the_same_results():
             np.testing.assert_array_equal(x, y)
 
 
-def test_images_stay_intact_while_the_front_thread_runs_ahead():
+@pytest.mark.parametrize("buffer_mb, depth", [(0.0, 2), (8.0, 12), (64.0, 64)])
+def test_images_stay_intact_while_the_front_thread_runs_ahead(buffer_mb, depth):
+    """Two frames ahead (pipeline_buffer_mb = 0), as many as 8 MiB of 640x360 images hold (12), the cap (64): the
+    processing thread is slower than the front thread, so it runs that far ahead and reuses its image buffers."""
     e = engine([{"kind": f"{PLUG}:ImageDigestStage", "name": "digest"},
-                {"kind": f"{PLUG}:ImageCheckStage", "name": "check"}])
+                {"kind": f"{PLUG}:ImageCheckStage", "name": "check"}], buffer_mb=buffer_mb)
     assert sum(1 for _ in e.results()) == 72
     check = e._slots[1].stage
     assert check.seen == 72 and check.mismatches == 0
+    assert e.front.depth == depth
 
 
 def test_an_error_in_the_leading_stage_ends_the_run_with_it():
