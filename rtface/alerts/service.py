@@ -34,6 +34,7 @@ from rtface.transport.alert_wire import event_message
 _NS = 1_000_000_000
 NAN = math.nan
 IDLE_AFTER_NS = 500_000_000  # a live source silent this long counts as "no frame, no face" for the rules
+CONNECT_GRACE_S = 1.0  # s after binding during which a closing engine still waits for a first listener
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class AlertService:
             self.server = AlertServer(channel.endpoint, self, token=channel.token, heartbeat_s=channel.heartbeat_s,
                                       redeliver_s=channel.redeliver_s, peer_timeout_s=channel.peer_timeout_s,
                                       max_inflight=channel.max_inflight)
+        self._t_bound = time.monotonic()  # when the channel started listening
         self.endpoint = self.server.endpoint if self.server is not None else ""
 
     # ------------------------------------------------------------------------------------------------ restore
@@ -279,13 +281,21 @@ class AlertService:
     # ------------------------------------------------------------------------------------------------ end
     def close(self, drain_s: float = 2.0) -> None:
         """Give connected listeners up to ``drain_s`` to acknowledge what is in flight, then close channel and
-        journal. Safe to call twice."""
+        journal. A run that raised alerts and ends within ``CONNECT_GRACE_S`` of binding its channel, with no
+        listener yet, first waits until that much time has passed (at most ``drain_s``): a listener started before
+        the engine reconnects every 0.1 s and would otherwise miss a short file run's alerts. Safe to call twice."""
         server, self.server = self.server, None
         self._closed_server = server or self._closed_server
         if server is not None:
-            deadline = time.monotonic() + drain_s
+            now = time.monotonic()
+            deadline = now + drain_s
             try:
                 server.pump()
+                if self.counts["raised"] and not server.peers:
+                    grace = min(self._t_bound + CONNECT_GRACE_S, deadline)
+                    while not server.peers and time.monotonic() < grace:
+                        time.sleep(0.005)
+                        server.pump()
                 while server.peers and server.unacked() and time.monotonic() < deadline:
                     time.sleep(0.005)
                     server.pump()

@@ -79,3 +79,33 @@ def test_token_is_required_when_set(tmp_path):
         good.close()
     finally:
         svc.close(0)
+
+
+def test_a_listener_connecting_just_after_a_short_run_still_gets_its_alert(tmp_path):
+    """Mechanism (real sockets): a run that raised an alert and closes within CONNECT_GRACE_S of binding, with no
+    listener yet, waits for the first one (a listener started before the engine reconnects every 0.1 s)."""
+    import threading
+    import time
+
+    from rtface.records import FrameMeta, FrameResult
+
+    svc = _service(tmp_path, "tcp://127.0.0.1:0")
+    svc.on_frame(FrameResult(FrameMeta(0, time.time_ns(), 0, 640, 480, "test"), []))  # no face: "lost" raises
+    assert svc.counts["raised"] == 1
+    got: list[dict] = []
+
+    def listen() -> None:
+        time.sleep(0.3)  # connects after the run has ended its frames
+        with AlertClient(svc.endpoint) as c:
+            deadline = time.monotonic() + 5
+            while not got and time.monotonic() < deadline:
+                item = c.recv(timeout_s=0.1)
+                if item is not None and item.get("rule") == "lost":
+                    got.append(item)
+            c.recv(timeout_s=0.3)  # let the acknowledgement go out
+
+    t = threading.Thread(target=listen)
+    t.start()
+    svc.close(drain_s=2.0)
+    t.join(10)
+    assert got and got[0]["type"] in ("raised", "active")
