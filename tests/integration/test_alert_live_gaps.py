@@ -1,5 +1,5 @@
 """Source lost and face lost while no frame arrives: a real HTTP MJPEG camera stream (the sample video's frames,
-served at 30 fps by a local server, read by FFmpeg through the engine's stream source) that stalls for 4 s.
+served at 30 fps by a local server, read by FFmpeg through the engine's stream source) that stalls for 5 s.
 The packaged default config raises both alerts from the engine's idle ticks and clears them when frames return."""
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def mjpeg_server(stall_at: int, stall_s: float, frames_total: int):
 
 
 def test_stalled_camera_raises_source_and_face_lost_then_clears(tmp_path):
-    srv = mjpeg_server(stall_at=90, stall_s=4.0, frames_total=400)
+    srv = mjpeg_server(stall_at=90, stall_s=5.0, frames_total=400)  # face_lost needs 3 s: 2 s of margin
     try:
         url = f"http://127.0.0.1:{srv.server_address[1]}/cam.mjpg"
         cfg = with_overrides(load_config(), source={"spec": url}, publish={"enabled": False},
