@@ -287,8 +287,7 @@ class AlertService:
         server, self.server = self.server, None
         self._closed_server = server or self._closed_server
         if server is not None:
-            now = time.monotonic()
-            deadline = now + drain_s
+            deadline = time.monotonic() + drain_s
             try:
                 server.pump()
                 if self.counts["raised"] and not server.peers:
