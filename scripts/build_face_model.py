@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         fm_dir / "face_model.npz", format_version=np.array(1), mean_cm=mean, pose_feature_names=np.array(FEATURE_NAMES),
         pose_fields=pose_fields, identity_modes=modes.astype(np.float32), identity_scale=np.array(scale),
         detail_sd_cm=detail, pose_residual_factor=pop["pose_residual_factor"].reshape(-1, 478, 3).astype(np.float32),
+        pose_residual_axis_factor=pop["pose_residual_axis_factor"].reshape(3, -1, 478, 3).astype(np.float32),
         pose_residual_gain=pop["pose_residual_gain"], meta_json=np.array(json.dumps(meta)))
     print(f"wrote {fm_dir / 'face_model.npz'}")
     if args.model_only:  # validation folds: the single-frame floor from the shipped basis, the approach floor
@@ -420,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         fm_dir / "face_model.npz", format_version=np.array(1), mean_cm=mean, pose_feature_names=np.array(FEATURE_NAMES),
         pose_fields=pose_fields, identity_modes=modes.astype(np.float32), identity_scale=np.array(scale),
         detail_sd_cm=detail, pose_residual_factor=pop["pose_residual_factor"].reshape(-1, 478, 3).astype(np.float32),
+        pose_residual_axis_factor=pop["pose_residual_axis_factor"].reshape(3, -1, 478, 3).astype(np.float32),
         pose_residual_gain=pop["pose_residual_gain"], single_frame_floor=real_q, floor_au_names=np.array(basis["names"]),
         meta_json=np.array(json.dumps(meta)))
     print(f"single-frame floors {dict(zip(basis['names'], real_q.round(1).tolist()))}")

@@ -16,6 +16,10 @@ File ``rtface/data/face_model/face_model.npz`` (built by ``scripts/build_face_mo
 - ``pose_residual_factor`` (R, 478, 3): principal directions (scaled to their standard deviation) of what the pose
   model leaves unexplained when a rendered face turns from frontal; ``pose_residual_gain`` (3,): how that spread
   grows with |yaw|, |pitch|, |roll| (the factor is multiplied by ``gain . |angles| / 30 deg``: zero at frontal).
+- ``pose_residual_axis_factor`` (3, R, 478, 3) (optional; the AU floors use it when present): the same residual
+  per axis (yaw, pitch, roll), each at 30 deg of its own angle: the residual at a pose is modelled as
+  ``sum_a (|angle_a| / 30 deg) z_a``, ``z_a`` independent with factor ``[a]`` (nodding leaves a different and
+  larger residual than turning).
 - ``single_frame_floor`` (K,) with ``floor_au_names`` (K,): per AU, the 90th percentile of what real neutral photos
   read (FACS) against the population mean with the shipped AU basis and the AU stage's default solver (each photo
   against the mean of the others): the identity part of the single-frame noise floor (rtface.stages.aus).
@@ -62,6 +66,13 @@ class PopulationModel:
     path: str
     approach_floor_gain: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) FACS per 1/s of approach
     # rate, order floor_au_names
+    pose_residual_axis_factor: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, N_LANDMARKS, 3)))
+    # (3, R, 478, 3) cm at 30 deg of yaw / pitch / roll; empty if the file has none
+
+    @staticmethod
+    def pose_residual_axis_scales(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+        """(3,) factor on each of ``pose_residual_axis_factor``'s axes at this pose (|angle| / 30 deg)."""
+        return np.abs(np.array([yaw_deg, pitch_deg, roll_deg], dtype=np.float64)) / 30.0
 
     def approach_floor_for(self, names: tuple[str, ...]) -> np.ndarray:
         """The approach-floor gains (FACS per 1/s) in the order of ``names``; 0 for an AU the model has none for."""
@@ -132,6 +143,8 @@ def _read(path: Path) -> PopulationModel:
             "pose_residual_factor": _get(z, "pose_residual_factor", path, (-1, n, 3)),
             "pose_residual_gain": _get(z, "pose_residual_gain", path, (3,)),
         }
+        if "pose_residual_axis_factor" in z.files:
+            arrays["pose_residual_axis_factor"] = _get(z, "pose_residual_axis_factor", path, (3, -1, n, 3))
         scale = float(_get(z, "identity_scale", path))
         floor_names = tuple(str(n) for n in _get(z, "floor_au_names", path)) if "floor_au_names" in z.files else ()
         floor = _get(z, "single_frame_floor", path, (len(floor_names),)) if floor_names else np.zeros(0)

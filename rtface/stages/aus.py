@@ -108,7 +108,9 @@ class FloorModel:
       by the share of the identity variance still unknown along each AU's read-out
       (:class:`IdentityPosterior`, analytic); zero for an explicit neutral;
     - landmark jitter (noise model), x sqrt(1 + 1/n) while the neutral rests on n frames;
-    - head pose: the face model's pose residual, scaled for the pose.
+    - head pose: the face model's pose residual, scaled for the pose; when the model has
+      ``pose_residual_axis_factor``, per AU the larger of that and the per-axis residuals in quadrature (each axis
+      scaled by its own angle: nodding leaves more than turning).
 
     Jitter and pose parts are Monte Carlo through the solver itself (non-negativity included), ``n_samples`` faces,
     seeded, simulated once each (the read-out scales exactly with their amplitude); levels (quantised frames x pose
@@ -127,40 +129,52 @@ class FloorModel:
         self._seed = int(seed)
         self._id: IdentityPosterior | None = None
         self._real: np.ndarray | None = None
+        self._axis_f: np.ndarray | None = None  # (3, R, 1434) per-axis pose residual factors, if the model has them
         if population is not None:
             self._id = IdentityPosterior(population.identity_factor(), population.detail_sd_cm, obs_sd_cm)
             self._pose_f = population.pose_residual_factor.reshape(population.pose_residual_factor.shape[0], -1)
+            ax = population.pose_residual_axis_factor
+            self._axis_f = ax.reshape(3, ax.shape[1], -1) if ax.size else None
             self._real = population.single_frame_floor_for(solver.names)
             self._R = solver.readout_facs()
             self._prior = np.maximum(self._id.posterior_var_along(self._R, 0.0), 1e-12)
-        self._cache: dict[tuple[float, float], np.ndarray] = {}
+        self._cache: dict[tuple[float, ...], np.ndarray] = {}
         self._jit: np.ndarray | None = None
         self._pose1: np.ndarray | None = None
+        self._axis1: list[np.ndarray | None] = [None, None, None]
 
-    def _scale(self, yaw_deg: float, pitch_deg: float, roll_deg: float) -> float:
+    def _scales(self, yaw_deg: float, pitch_deg: float, roll_deg: float) -> tuple[float, ...]:
+        """The pose part's scales in steps of 0.1: the combined residual's, then (with the per-axis residual) one per
+        axis."""
         if self._pop is None:
-            return 0.0
-        return round(self._pop.pose_residual_scale(yaw_deg, pitch_deg, roll_deg), 1)
+            return (0.0,)
+        comb = (round(self._pop.pose_residual_scale(yaw_deg, pitch_deg, roll_deg), 1),)
+        if self._axis_f is None:
+            return comb
+        return comb + tuple(round(float(v), 1) for v in self._pop.pose_residual_axis_scales(yaw_deg, pitch_deg,
+                                                                                             roll_deg))
 
     def floors(self, frames: float, yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
         """(K,) FACS floor for a face whose neutral rests on ``frames`` frames, at this pose."""
-        key = (quantise_frames(frames), self._scale(yaw_deg, pitch_deg, roll_deg))
+        key = (quantise_frames(frames),) + self._scales(yaw_deg, pitch_deg, roll_deg)
         v = self._cache.get(key)
         if v is None:
-            v = self._cache[key] = self._combine(*key)
+            v = self._cache[key] = self._combine(key[0], key[1:])
         return v
 
-    def _combine(self, frames: float, pose_scale: float) -> np.ndarray:
+    def _combine(self, frames: float, pose_scales: tuple[float, ...]) -> np.ndarray:
         # the NNLS read-out is positively homogeneous (reading(c d) = c reading(d) for c > 0), so the jitter and pose
-        # floors scale exactly with their amplitude: each is simulated once
+        # floors scale exactly with their amplitude: each is simulated once. Pose: the combined residual's part, or
+        # (per AU) the per-axis residuals' parts in quadrature where that is larger
         if self._jit is None:
             self._jit = self._simulate(jitter=1.0)
         jf = 1.0 + (1.0 / frames if 1.0 <= frames < math.inf else 0.0)
         total = jf * self._jit ** 2
-        if self._pop is not None and pose_scale > 0:
-            if self._pose1 is None:
-                self._pose1 = self._simulate(pose=1.0)
-            total = total + (pose_scale * self._pose1) ** 2
+        if any(sc > 0 for sc in pose_scales):
+            pose_var = (pose_scales[0] * self._pose_unit(None)) ** 2
+            axis_var = sum(((sc * self._pose_unit(a)) ** 2 for a, sc in enumerate(pose_scales[1:]) if sc > 0),
+                           np.zeros_like(total))
+            total = total + np.maximum(pose_var, axis_var)
         if self._id is not None and not math.isinf(frames):
             if self._real is not None:
                 share = np.clip(self._id.posterior_var_along(self._R, frames) / self._prior, 0.0, 1.0)
@@ -169,7 +183,19 @@ class FloorModel:
                 total = total + self._simulate(identity_frames=frames) ** 2
         return np.minimum(np.sqrt(total), 5.0)
 
-    def _simulate(self, jitter: float = 0.0, pose: float = 0.0, identity_frames: float | None = None) -> np.ndarray:
+    def _pose_unit(self, axis: int | None) -> np.ndarray:
+        """The pose floor at scale 1: of the combined residual (``axis`` None) or of one axis' residual."""
+        if axis is None or self._axis_f is None:
+            if self._pose1 is None:
+                self._pose1 = self._simulate(pose=1.0)
+            return self._pose1
+        got = self._axis1[axis]
+        if got is None:
+            got = self._axis1[axis] = self._simulate(pose=1.0, axis=axis)
+        return got
+
+    def _simulate(self, jitter: float = 0.0, pose: float = 0.0, identity_frames: float | None = None,
+                  axis: int | None = None) -> np.ndarray:
         """One floor part: the quantile of ``n_samples`` seeded solves (on-disk cache, :mod:`rtface.au.floor_cache`)."""
         from rtface.au import floor_cache
 
@@ -177,18 +203,22 @@ class FloorModel:
         if jitter > 0 and self._noise is not None:
             parts += [self._noise.factor, self._noise.resid_var]
         if pose > 0 and self._pop is not None:
-            parts.append(self._pose_f)
+            parts.append(self._pose_factor(axis))
         if identity_frames is not None and self._id is not None:
             parts += [self._id.F, self._id.delta2, self._id.obs_var]
         key = floor_cache.make_key(*parts)
         hit = floor_cache.load(key, self._solver.n_aus)
         if hit is not None:
             return hit
-        floor = self._simulate_now(jitter, pose, identity_frames)
+        floor = self._simulate_now(jitter, pose, identity_frames, axis)
         floor_cache.store(key, floor)
         return floor
 
-    def _simulate_now(self, jitter: float, pose: float, identity_frames: float | None) -> np.ndarray:
+    def _pose_factor(self, axis: int | None) -> np.ndarray:
+        return self._pose_f if axis is None or self._axis_f is None else self._axis_f[axis]
+
+    def _simulate_now(self, jitter: float, pose: float, identity_frames: float | None,
+                      axis: int | None = None) -> np.ndarray:
         rng = np.random.default_rng(self._seed)
         m = N_COORDS
         d = np.zeros((self._n, m))
@@ -200,7 +230,8 @@ class FloorModel:
                 x0 = x0 - np.stack([self._id.posterior_mean(x + ee, identity_frames) for x, ee in zip(x0, e)])
             d += x0
         if pose > 0 and self._pop is not None:
-            d += pose * (rng.standard_normal((self._n, self._pose_f.shape[0])) @ self._pose_f)
+            pf = self._pose_factor(axis)
+            d += pose * (rng.standard_normal((self._n, pf.shape[0])) @ pf)
         if jitter > 0 and self._noise is not None:
             nz = self._noise
             d += jitter * (rng.standard_normal((self._n, nz.factor.shape[0])) @ nz.factor
@@ -256,6 +287,7 @@ class AUStage(Stage):
         self._last_seen: dict[int, float] = {}  # face_id -> media time last seen, s
         self._approach: dict[int, tuple[float, float, float]] = {}  # face_id -> (t s, ln tz, low-passed rate 1/s)
         self._approach_gain = np.zeros(0)  # (K,) FACS per 1/s (face model x approach_floor_scale)
+        self._approach_on = False  # any approach gain > 0
         self.names: tuple[str, ...] = ()
         self.skipped_nonfinite = 0
         self.skipped_not_ready = 0
@@ -295,6 +327,7 @@ class AUStage(Stage):
         self.names = self._solver.names
         self._approach_gain = (population.approach_floor_for(self.names) * p.approach_floor_scale
                                if population is not None else np.zeros(len(self.names)))
+        self._approach_on = bool(self._approach_gain.any())
         self._template = template
         self._presence = PresenceTracker(len(self.names), on_threshold=p.presence_on, off_threshold=p.presence_off,
                                          clear_threshold=p.presence_clear, on_s=p.presence_on_s,
@@ -315,7 +348,8 @@ class AUStage(Stage):
             self._solver.solve(self._template, self._template)
         if self._floors is not None:
             self._floors.floors(0.0, 0.0, 0.0, 0.0)
-            self._floors.floors(0.0, 20.0, 0.0, 0.0)
+            for pose in ((20.0, 0.0, 0.0), (0.0, 20.0, 0.0), (0.0, 0.0, 20.0)):
+                self._floors.floors(0.0, *pose)
 
     def floors_for(self, frames: float, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0
                    ) -> np.ndarray:
@@ -351,7 +385,7 @@ class AUStage(Stage):
             yaw, pitch, roll = (pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose is not None else (0.0, 0.0, 0.0)
             floor = self.floors_for(float(face.shape_frames), yaw, pitch, roll)
             rate = self._approach_rate(fid, t_s, pose.tz_cm) if not still and pose is not None else 0.0
-            if rate > 0.0 and self._approach_gain.any():
+            if rate > 0.0 and self._approach_on:
                 floor = np.minimum(np.sqrt(floor ** 2 + (self._approach_gain * rate) ** 2), 5.0)
             inten = np.clip(act * self._solver.unit_to_facs - floor, 0.0, 5.0).astype(np.float32)
             if not still:

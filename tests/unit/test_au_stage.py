@@ -13,6 +13,7 @@ import pytest
 from rtface.au.session import CompositeSpec
 from rtface.au.solve import FACE_OVAL_IDS, IRIS_IDS, AUSolver, landmark_weights
 from rtface.errors import ConfigError, DataError, StageError
+from rtface.facemodel.population import load_population_model
 from rtface.geometry.canonical_model import load_canonical_model
 from rtface.graph.stage import stage_class
 from rtface.records import Face, FrameMeta, FrameResult
@@ -434,6 +435,25 @@ def test_stage_population_floors_shrink_with_shape_frames() -> None:
     f0, f8, finf = stage.floors_for(0.0), stage.floors_for(8.0), stage.floors_for(float("inf"))
     assert np.all(f0 >= f8 - 1e-6) and np.all(f8 >= finf - 1e-6) and f0.sum() > 2 * finf.sum()
     assert np.all(stage.floors_for(0.0, 30.0, 0.0, 0.0) >= f0 - 1e-6)  # a turned head adds the pose residual
+
+
+def test_stage_pose_floor_per_axis() -> None:
+    """Mechanism, shipped face model (reads the floor model's pose units): the pose part of the floors is, per AU,
+    the larger of the combined residual's part and the per-axis residuals' parts (each scaled by |angle| / 30 deg)
+    in quadrature, so nodding and turning by the same angle add different floors."""
+    stage = AUStage("aus", AUParams())
+    stage.open()
+    fm = stage._floors
+    inf = float("inf")
+    base = stage.floors_for(inf)
+    pop = load_population_model()
+    for angles in ((30.0, 0.0, 0.0), (0.0, 30.0, 0.0), (15.0, -15.0, 0.0), (0.0, 9.0, 21.0)):
+        comb = (round(pop.pose_residual_scale(*angles), 1) * fm._pose_unit(None)) ** 2
+        axes = sum((round(s, 1) * fm._pose_unit(a)) ** 2
+                   for a, s in enumerate(pop.pose_residual_axis_scales(*angles)))
+        want = np.minimum(np.sqrt(base ** 2 + np.maximum(comb, axes)), 5.0)
+        np.testing.assert_allclose(stage.floors_for(inf, *angles), want, atol=1e-6)
+    assert not np.allclose(fm._pose_unit(0), fm._pose_unit(1))
 
 
 def test_stage_approach_floor_grows_with_approach_rate_only() -> None:

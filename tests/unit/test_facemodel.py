@@ -109,6 +109,9 @@ def test_shipped_population_model_loads_and_is_cached() -> None:
     assert pop.identity_factor().shape == (k, 1434) and pop.identity_scale > 0
     np.testing.assert_allclose(pop.expected_neutral(0, 0, 0, 100), pop.mean_cm)
     assert pop.pose_residual_scale(0, 0, 0) == 0.0 < pop.pose_residual_scale(30, 0, 0)
+    ax = pop.pose_residual_axis_factor
+    assert ax.shape[0] == 3 and ax.shape[2:] == (478, 3) and np.abs(ax).sum(axis=(1, 2, 3)).min() > 0
+    np.testing.assert_allclose(pop.pose_residual_axis_scales(-15, 30, 0), [0.5, 1.0, 0.0])
     assert pop.single_frame_floor_for(("AU12", "AU06")).shape == (2,)
     assert pop.single_frame_floor_for(("AU99",)) is None
     assert not pop.mean_cm.flags.writeable
@@ -128,6 +131,10 @@ def test_population_model_errors_name_file_and_field(tmp_path: Path) -> None:
         np.savez(bad, **{k: v for k, v in fields.items() if k != drop})
         with pytest.raises(DataError, match=rf"no_{drop}\.npz.*{match}"):
             load_population_model(bad)
+    bad = tmp_path / "axes.npz"
+    np.savez(bad, **{**fields, "pose_residual_axis_factor": fields["pose_residual_axis_factor"][:2]})
+    with pytest.raises(DataError, match=r"axes\.npz.*pose_residual_axis_factor"):
+        load_population_model(bad)
     bad = tmp_path / "version.npz"
     np.savez(bad, **{**fields, "format_version": np.array(7)})
     with pytest.raises(DataError, match="format_version"):
