@@ -373,12 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     fm_dir = args.out / "face_model"
     fm_dir.mkdir(parents=True, exist_ok=True)
     from rtface.facemodel.pose_features import FEATURE_NAMES
-    np.savez_compressed(
-        fm_dir / "face_model.npz", format_version=np.array(1), mean_cm=mean, pose_feature_names=np.array(FEATURE_NAMES),
+    model_fields = dict(  # every field but the AU-basis-dependent ones (single-frame floor, approach gains) and meta
+        format_version=np.array(1), mean_cm=mean, pose_feature_names=np.array(FEATURE_NAMES),
         pose_fields=pose_fields, identity_modes=modes.astype(np.float32), identity_scale=np.array(scale),
         detail_sd_cm=detail, pose_residual_factor=pop["pose_residual_factor"].reshape(-1, 478, 3).astype(np.float32),
         pose_residual_axis_factor=pop["pose_residual_axis_factor"].reshape(3, -1, 478, 3).astype(np.float32),
-        pose_residual_gain=pop["pose_residual_gain"], meta_json=np.array(json.dumps(meta)))
+        pose_residual_gain=pop["pose_residual_gain"])
+    np.savez_compressed(fm_dir / "face_model.npz", **model_fields, meta_json=np.array(json.dumps(meta)))
     print(f"wrote {fm_dir / 'face_model.npz'}")
     if args.model_only:  # validation folds: the single-frame floor from the shipped basis, the approach floor
         from rtface.au.basis import load_au_basis  # of the shipped model (renders: no London person in it)
@@ -417,13 +418,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{bmeta['max_coherence']:.2f})")
     real_q = single_frame_floor(ab_dir / "au_basis.npz", frontal)
     meta["single_frame_floor"] = dict(zip(basis["names"], real_q.round(2).tolist()))
-    np.savez_compressed(
-        fm_dir / "face_model.npz", format_version=np.array(1), mean_cm=mean, pose_feature_names=np.array(FEATURE_NAMES),
-        pose_fields=pose_fields, identity_modes=modes.astype(np.float32), identity_scale=np.array(scale),
-        detail_sd_cm=detail, pose_residual_factor=pop["pose_residual_factor"].reshape(-1, 478, 3).astype(np.float32),
-        pose_residual_axis_factor=pop["pose_residual_axis_factor"].reshape(3, -1, 478, 3).astype(np.float32),
-        pose_residual_gain=pop["pose_residual_gain"], single_frame_floor=real_q, floor_au_names=np.array(basis["names"]),
-        meta_json=np.array(json.dumps(meta)))
+    np.savez_compressed(fm_dir / "face_model.npz", **model_fields, single_frame_floor=real_q,
+                        floor_au_names=np.array(basis["names"]), meta_json=np.array(json.dumps(meta)))
     print(f"single-frame floors {dict(zip(basis['names'], real_q.round(1).tolist()))}")
     gain, meta["approach_floor"] = approach_floor_gain(args.shared, args.cache, fm_dir / "face_model.npz",
                                                        ab_dir / "au_basis.npz", list(basis["names"]))

@@ -99,9 +99,8 @@ class PopulationModel:
         return (f @ self.pose_fields.reshape(len(f), -1)).reshape(-1, 3)
 
     def pose_residual_scale(self, yaw_deg: float, pitch_deg: float, roll_deg: float) -> float:
-        """Factor on ``pose_residual_factor`` at this pose (0 at frontal)."""
-        a = np.abs(np.array([yaw_deg, pitch_deg, roll_deg], dtype=np.float64)) / 30.0
-        return float(self.pose_residual_gain @ a)
+        """Factor on ``pose_residual_factor`` at this pose (0 at frontal): ``gain . |angles| / 30 deg``."""
+        return float(self.pose_residual_gain @ self.pose_residual_axis_scales(yaw_deg, pitch_deg, roll_deg))
 
     def identity_factor(self) -> np.ndarray:
         """(K, 1434) identity covariance factor scaled to real people (rows = modes)."""

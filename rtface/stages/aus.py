@@ -148,11 +148,9 @@ class FloorModel:
         axis."""
         if self._pop is None:
             return (0.0,)
-        comb = (round(self._pop.pose_residual_scale(yaw_deg, pitch_deg, roll_deg), 1),)
-        if self._axis_f is None:
-            return comb
-        return comb + tuple(round(float(v), 1) for v in self._pop.pose_residual_axis_scales(yaw_deg, pitch_deg,
-                                                                                             roll_deg))
+        axes = self._pop.pose_residual_axis_scales(yaw_deg, pitch_deg, roll_deg)
+        comb = (round(float(self._pop.pose_residual_gain @ axes), 1),)
+        return comb if self._axis_f is None else comb + tuple(round(float(v), 1) for v in axes)
 
     def floors(self, frames: float, yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
         """(K,) FACS floor for a face whose neutral rests on ``frames`` frames, at this pose."""
@@ -215,6 +213,7 @@ class FloorModel:
         return floor
 
     def _pose_factor(self, axis: int | None) -> np.ndarray:
+        """(R, 1434) the combined pose residual factor (``axis`` None) or one axis' factor."""
         return self._pose_f if axis is None or self._axis_f is None else self._axis_f[axis]
 
     def _simulate_now(self, jitter: float, pose: float, identity_frames: float | None,
