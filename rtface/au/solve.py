@@ -43,6 +43,14 @@ equations at construction. With ``M`` = the re-aligned, weighted ``A^T W`` (so `
   with coherent columns the L1 hands shared displacement to the cheaper AU (real smiles lose AU06 to AU12), so the
   AU stage uses it only during warm-up.
 
+Identity-marginalised read-out (``marginal``): with the person's face shape unknown (a single photo), the
+displacement also holds the person's offset from the population mean, ``d = B a + F^T b + e`` with ``b ~ N(0, I)``
+along the face model's identity factor F and residual ``e`` of sd ``sd``. Integrating b out (generalised least
+squares) gives the same NNLS form with ``G = B^T W B - B^T W Z H^-1 Z^T W B`` and ``A^T W`` likewise, ``Z = F^T``
+re-aligned like the columns, ``H = Z^T W Z + sd^2 I``: one more pair of precomputed matrices, no per-frame cost.
+Such a read-out is blind to what face shapes also do (it reads an AU only where it differs from every plausible
+face shape): the AU stage uses it per AU where it detects better than the plain one (:mod:`rtface.stages.aus`).
+
 Landmark weights (w_l): face-oval (silhouette) landmarks are the worst correspondences and are down-weighted
 (``weight_contour``); iris landmarks move with gaze, not expression, and default to weight 0 (``weight_iris``).
 
@@ -187,6 +195,27 @@ def parse_regions(regions: Any, names: Sequence[str], template_cm: np.ndarray) -
     return out
 
 
+def _marginalise(g: np.ndarray, atw: np.ndarray, sub: np.ndarray, rw: np.ndarray, marginal: tuple[np.ndarray, float],
+                 realign: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """One region's normal equations with the ``marginal`` directions (factor F (r, 1434) cm per unit, unit-normal
+    coefficients, isotropic residual sd cm) eliminated: the least squares of ``d ~ B a + F^T b`` with prior
+    ``b ~ N(0, I)`` and residual sd ``sd``, b integrated out (generalised least squares). ``atw`` is returned before
+    the region's re-alignment projection (the caller applies it); the directions are re-aligned like the columns."""
+    f, sd = marginal
+    z = f.T
+    if realign is not None:
+        S, K = realign
+        z = z - S @ (K @ z)
+    w = np.sqrt(rw)
+    zw = z * w[:, None]
+    xz = (sub * rw[:, None]).T @ z  # B^T W Z  (k, r)
+    h = zw.T @ zw + sd * sd * np.eye(z.shape[1])
+    corr = np.linalg.solve(h, xz.T)  # (r, k)
+    g = g - xz @ corr
+    atw = atw - corr.T @ (z * rw[:, None]).T
+    return 0.5 * (g + g.T), atw
+
+
 class AUSolver:
     """Bounded ridge NNLS of canonical-face displacements onto an AU basis (see module doc).
 
@@ -198,6 +227,9 @@ class AUSolver:
     ``noise_z``: default L1 strength in noise standard deviations (module doc; 0 = plain ridge NNLS; needs
     ``noise``). A per-call ``noise_z`` may be given to :meth:`solve_activations`. ``regions``: AU groups solved on
     their own landmarks and anchors (module doc; :func:`parse_regions`); they replace ``realign_anchors``.
+    ``marginal``: (factor (r, 1434) cm, sd cm): directions whose coefficients are unknown nuisances (the identity
+    read-out of :mod:`rtface.stages.aus`: the population's face-shape modes), integrated out of every region's
+    normal equations (module doc, "Identity-marginalised read-out"); None = the plain read-out.
     """
 
     def __init__(
@@ -215,6 +247,7 @@ class AUSolver:
         noise_z: float = 0.0,
         noise_t: float = 0.0,
         regions: Any = None,
+        marginal: tuple[np.ndarray, float] | None = None,
     ) -> None:
         names = tuple(str(n) for n in basis.names)
         matrix = np.asarray(basis.matrix, dtype=np.float64)
@@ -231,6 +264,13 @@ class AUSolver:
         for field, v in (("noise_z", noise_z), ("noise_t", noise_t)):
             if not (np.isfinite(v) and v >= 0) or (v > 0 and noise is None):
                 raise ConfigError(f"AUSolver: {field} must be finite, >= 0 and needs a noise model, got {v}")
+        if marginal is not None:
+            mf = np.asarray(marginal[0], dtype=np.float64)
+            if mf.ndim != 2 or mf.shape[1] != N_LANDMARKS * 3 or not np.isfinite(mf).all():
+                raise ConfigError(f"AUSolver: marginal factor must be (r, {N_LANDMARKS * 3}) finite, got {mf.shape}")
+            if not (np.isfinite(marginal[1]) and marginal[1] > 0):
+                raise ConfigError(f"AUSolver: marginal sd must be finite and > 0 cm, got {marginal[1]}")
+            marginal = (mf, float(marginal[1]))
         if max_iter < 1 or not (tol > 0):
             raise ConfigError(f"AUSolver: need max_iter >= 1 and tol > 0, got {max_iter}, {tol}")
         if landmark_weights is None:
@@ -253,7 +293,10 @@ class AUSolver:
             if anchors is not None:
                 S, K = realign_projector_terms(np.asarray(template_cm, dtype=np.float64), anchors)
                 sub = sub - S @ (K @ sub)  # the region's columns, free of its anchors' similarity motion
-            g, atw = prepare_gram(sub, 0.0, base_w * np.repeat(mask, 3))
+            rw = base_w * np.repeat(mask, 3)
+            g, atw = prepare_gram(sub, 0.0, rw)
+            if marginal is not None:
+                g, atw = _marginalise(g, atw, sub, rw, marginal, None if anchors is None else (S, K))
             if anchors is not None:
                 atw = atw - (atw @ S) @ K
             G0[np.ix_(idx, idx)] = g

@@ -20,7 +20,8 @@ sample is a FACE SHAPE, not an AU vector: it is rendered to MediaPipe-style land
    them: population mean + sum w_i (neutral_i - mean) / |w|, w ~ Dirichlet(1), so that more identities than the
    few real ones are seen at the real identities' distance from the mean) + the displacement; as MediaPipe would report
    it at a head pose: + the population model's pose response at that pose + a draw of the pose residual the model
-   leaves (``pose_residual_factor``, scaled for the pose; one draw per session) + landmark jitter drawn from the AU
+   leaves (per axis, ``pose_residual_axis_factor`` each scaled by its own angle, or without it
+   ``pose_residual_factor`` scaled for the pose; one draw per session) + landmark jitter drawn from the AU
    stage's noise model (``noise.json``, per frame). Then rotated and projected (weak perspective, the canonical
    stage's camera) into a 640x480 image at a random face size and position.
 4. Regimes, as the engine meets faces:
@@ -184,9 +185,10 @@ class PrototypeSynth:
             pose = np.array([rng.uniform(-20, 20), rng.uniform(-12, 12), rng.uniform(-10, 10)])
         iod = rng.uniform(60.0, 220.0)  # outer eye-corner distance, px
         centre = (IMAGE_W / 2 + rng.uniform(-0.2, 0.2) * IMAGE_W, IMAGE_H / 2 + rng.uniform(-0.15, 0.15) * IMAGE_H)
-        r = self.pop.pose_residual_factor.shape[0]
+        ax = self.pop.pose_residual_axis_factor
+        shape = (3, ax.shape[1]) if ax.size else (self.pop.pose_residual_factor.shape[0],)
         return {"neutral": self._identity(), "pose": pose, "iod": iod,
-                "centre": centre, "residual": rng.standard_normal(r)}
+                "centre": centre, "residual": rng.standard_normal(shape)}
 
     def _identity(self) -> np.ndarray:
         """A neutral face: one of ``neutrals``, or (probability ``blend``) a random face of the Gaussian they span
@@ -211,9 +213,14 @@ class PrototypeSynth:
         """One frame: (landmarks_px (478, 3), width, height) of the session's face + ``disp`` at ``pose``."""
         yaw, pitch, roll = (float(a) for a in pose)
         shape = session["neutral"] + disp + self.pop.pose_offset(yaw, pitch, roll, session["iod"])
-        scale = self.pop.pose_residual_scale(yaw, pitch, roll)
-        if scale > 0:
-            shape = shape + scale * np.tensordot(session["residual"], self.pop.pose_residual_factor, axes=1)
+        ax = self.pop.pose_residual_axis_factor
+        if ax.size:
+            scales = self.pop.pose_residual_axis_scales(yaw, pitch, roll)
+            shape = shape + np.einsum("a,ar,arlk->lk", scales, session["residual"], ax)
+        else:
+            scale = self.pop.pose_residual_scale(yaw, pitch, roll)
+            if scale > 0:
+                shape = shape + scale * np.tensordot(session["residual"], self.pop.pose_residual_factor, axes=1)
         shape = shape + self._jitter()
         return project(shape, yaw, pitch, roll, session["iod"] / self._iod_cm, session["centre"]), IMAGE_W, IMAGE_H
 

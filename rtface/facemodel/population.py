@@ -27,6 +27,11 @@ File ``rtface/data/face_model/face_model.npz`` (built by ``scripts/build_face_mo
   (1/s, minus the rate of change of the log distance to the camera): what a neutral face moving towards the camera
   reads (MediaPipe's tracked landmarks lag a face that grows in the frame), measured on rendered approaches of
   faces outside the validation (``scripts/face_model/approach.py``): the approach part of the AU floors.
+- ``marginal_sd_cm`` (scalar), ``marginal_single_frame_floor`` (K,) and ``readout_gain`` (2, K) (optional, same
+  AU order; the identity-marginalised read-out of rtface.stages.aus is off without them): the residual sd (cm) with
+  which the identity modes are integrated out of the AU read-out, that read-out's single-frame floor (as
+  ``single_frame_floor``), and per AU the median reading (FACS) of full-weight renders of its morph against the
+  same face's neutral render through the plain (row 0) and the marginalised (row 1) read-out.
 - ``meta_json``: sources, licences, build date, evaluation numbers.
 
 Loaded once and cached; arrays are read-only, so any thread may read the model.
@@ -68,6 +73,9 @@ class PopulationModel:
     # rate, order floor_au_names
     pose_residual_axis_factor: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, N_LANDMARKS, 3)))
     # (3, R, 478, 3) cm at 30 deg of yaw / pitch / roll; empty if the file has none
+    marginal_sd_cm: float = 0.0  # residual sd of the identity-marginalised read-out (0 = the model has none)
+    marginal_single_frame_floor: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) FACS
+    readout_gain: np.ndarray = field(default_factory=lambda: np.zeros((2, 0)))  # (2, K) FACS: plain, marginalised
 
     @staticmethod
     def pose_residual_axis_scales(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
@@ -87,6 +95,15 @@ class PopulationModel:
         if not all(n in idx for n in names):
             return None
         return np.array([self.single_frame_floor[idx[n]] for n in names], dtype=np.float64)
+
+    def marginal_readout_for(self, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(single-frame floor (K,), read-out gains (2, K)) of the identity-marginalised read-out in the order of
+        ``names``, or None if the model has none or lacks one of the AUs."""
+        idx = {n: i for i, n in enumerate(self.floor_au_names)}
+        if self.marginal_sd_cm <= 0 or not all(n in idx for n in names):
+            return None
+        ii = [idx[n] for n in names]
+        return self.marginal_single_frame_floor[ii].astype(np.float64), self.readout_gain[:, ii].astype(np.float64)
 
     def expected_neutral(self, yaw_deg: float, pitch_deg: float, roll_deg: float, iod_px: float) -> np.ndarray:
         """(478, 3) the population's mean neutral as MediaPipe reports it at this pose and face size."""
@@ -149,6 +166,18 @@ def _read(path: Path) -> PopulationModel:
         floor = _get(z, "single_frame_floor", path, (len(floor_names),)) if floor_names else np.zeros(0)
         approach = (_get(z, "approach_floor_gain", path, (len(floor_names),))
                     if floor_names and "approach_floor_gain" in z.files else np.zeros(len(floor_names)))
+        marginal = {}
+        if floor_names and "marginal_sd_cm" in z.files:
+            k = len(floor_names)
+            marginal = {"marginal_sd_cm": float(_get(z, "marginal_sd_cm", path)),
+                        "marginal_single_frame_floor": _get(z, "marginal_single_frame_floor", path, (k,)),
+                        "readout_gain": _get(z, "readout_gain", path, (2, k))}
+            if not marginal["marginal_sd_cm"] > 0:
+                raise DataError(f"face model {path}: field 'marginal_sd_cm' must be > 0, got "
+                                f"{marginal['marginal_sd_cm']}")
+            if (marginal["readout_gain"] < 0).any() or (marginal["marginal_single_frame_floor"] < 0).any():
+                raise DataError(f"face model {path}: fields 'readout_gain' / 'marginal_single_frame_floor' have "
+                                f"negative values")
         try:
             meta = json.loads(str(_get(z, "meta_json", path)))
         except json.JSONDecodeError as exc:
@@ -160,10 +189,14 @@ def _read(path: Path) -> PopulationModel:
     approach = np.asarray(approach, dtype=np.float64)
     if (approach < 0).any():
         raise DataError(f"face model {path}: field 'approach_floor_gain' has negative values")
+    for key in ("marginal_single_frame_floor", "readout_gain"):
+        if key in marginal:
+            marginal[key] = np.asarray(marginal[key], dtype=np.float64)
+            marginal[key].setflags(write=False)
     for v in (floor, approach):
         v.setflags(write=False)
     return PopulationModel(identity_scale=scale, single_frame_floor=floor, floor_au_names=floor_names, meta=meta,
-                           path=str(path), approach_floor_gain=approach, **out)
+                           path=str(path), approach_floor_gain=approach, **out, **marginal)
 
 
 @lru_cache(maxsize=4)

@@ -23,8 +23,30 @@ deviations of what, besides expression, moves that AU's estimate (a soft thresho
   the head pose's ``tz_cm``, low-passed over ``approach_tau_s``), x ``approach_floor_scale``. Moving away, turning
   and holding still add nothing.
 
-Each is a covariance in landmark space propagated through the solver's linear read-out; the per-AU standard
-deviations used are in ``extras["au_sd"]`` when ``publish_sd`` is true. Presence acts on the reading.
+Each is a covariance in landmark space propagated through the solver's linear read-out. Presence acts on the
+reading.
+
+Two read-outs, chosen per AU: the plain one above, and (with a face model that has its fields, ``marginal_readout``)
+one with the population's face-shape modes integrated out (:class:`rtface.au.solve.AUSolver` ``marginal``: it reads
+an AU only as far as no plausible face shape explains the displacement). On a single photo the plain read-out's
+identity floor is at or near the top of the scale for AU05, AU06, AU07, AU17, AU24 and AU28 (people's eyes, chins
+and lips differ more than those AUs move them); the marginalised one has small floors but also reads less of some
+AUs (AU04 brow lowering lies inside the face-shape spread and reads ~0 through it). Each has its own floors
+(the same three parts, its own measured single-frame floor); on a still (``meta.still``: measured on its own
+against the population mean, which is what its floors were measured for) the stage uses per AU the read-out with
+the larger full-weight reading per unit of floor (the face model's ``readout_gain``, measured on renders of each AU
+against the same face's neutral render; AU06 on the real smile it was made from). In a sequence the person model
+has already taken the shape-like part of the face out of ``canonical_cm`` from the first frame on, what is left is
+what looks like expression, and the marginalised floors do not describe it (tried: the neutral frames of the
+validation's sequences and moving faces read AU05/AU07/AU15 ~1 through it): sequences use the plain read-out.
+``extras["au_marginal"]`` (with ``publish_floor``) says which AUs used the marginalised read-out.
+
+AU06 where it cannot be measured: on a face whose shape is unknown neither read-out sees AU06 (plain: floor ~4.8 on a
+still; marginalised: a real smile's lid and cheek motion reads as face shape). There AU06 is raised to
+``au06_smile_prior`` x AU12 x the share of the identity variance along AU06 still unknown (1 on a still, shrinking
+with the person's rest frames), where that exceeds the measurement: the basis' own AU06 unit (the smile it was made
+from reads AU06 = 0.8 x AU12). Inferred, not measured: ``extras["au06_inferred"]`` (with ``publish_floor``) is the
+inferred amount (FACS).
 
 Sequences vs stills: a frame with ``meta.still`` (an independent image) is measured on its own (no warm start, the
 single-frame presence rule); in a sequence presence has timed hysteresis and the NNLS is warm-started.
@@ -80,12 +102,17 @@ class AUParams:
     # extras["approach_rate"], 1/s)
     approach_floor_scale: float = 1.0  # x the face model's approach-floor gains (sequences; 0 = no approach floor)
     approach_tau_s: float = 0.15  # low-pass time constant of the approach rate, s of media time
+    au06_smile_prior: float = 0.8  # AU06 per AU12 expected where AU06 cannot be measured (module doc; the basis'
+    # AU06 unit: the smile it was made from reads AU06 = 0.8 x AU12); 0 = off
+    marginal_readout: bool = True  # per AU, the identity-marginalised read-out where it detects better (module
+    # doc; needs a face model that has it)
 
 
-def build_solver(p: "AUParams", basis: Any, template: np.ndarray,
-                 noise: NoiseModel | None = None) -> tuple[AUSolver, NoiseModel | None]:
+def build_solver(p: "AUParams", basis: Any, template: np.ndarray, noise: NoiseModel | None = None,
+                 marginal: tuple[np.ndarray, float] | None = None) -> tuple[AUSolver, NoiseModel | None]:
     """The AU solver exactly as the live stage configures it:
-    weights, stable-anchor re-alignment, jitter model. Returns (solver, jitter model or None)."""
+    weights, stable-anchor re-alignment, jitter model; ``marginal`` = (identity factor, sd cm) for the
+    identity-marginalised read-out. Returns (solver, jitter model or None)."""
     weights = landmark_weights(p.weight_contour, p.weight_iris)
     meta = getattr(basis, "meta", None) or {}
     anchors = meta.get("solve_realign_anchors") if p.realign else None
@@ -94,7 +121,7 @@ def build_solver(p: "AUParams", basis: Any, template: np.ndarray,
         noise = load_noise_model(p.noise_path or None)
     solver = AUSolver(basis, ridge=p.ridge, upper=p.upper_bound, landmark_weights=weights,
                       max_iter=p.max_iter, realign_anchors=anchors, template_cm=template, noise=noise,
-                      noise_z=p.noise_z if noise is not None else 0.0, regions=regions)
+                      noise_z=p.noise_z if noise is not None else 0.0, regions=regions, marginal=marginal)
     return solver, noise
 
 
@@ -120,7 +147,10 @@ class FloorModel:
     """
 
     def __init__(self, solver: AUSolver, population: Any, obs_sd_cm: float, noise: NoiseModel | None,
-                 quantile: float = 0.9, n_samples: int = 300, seed: int = 0) -> None:
+                 quantile: float = 0.9, n_samples: int = 300, seed: int = 0,
+                 single_frame_floor: np.ndarray | None = None) -> None:
+        """``single_frame_floor`` (K,): the measured identity part for this solver's read-out (None = the face
+        model's ``single_frame_floor``, which belongs to the plain read-out)."""
         self._solver = solver
         self._pop = population
         self._noise = noise
@@ -135,10 +165,12 @@ class FloorModel:
             self._pose_f = population.pose_residual_factor.reshape(population.pose_residual_factor.shape[0], -1)
             ax = population.pose_residual_axis_factor
             self._axis_f = ax.reshape(3, ax.shape[1], -1) if ax.size else None
-            self._real = population.single_frame_floor_for(solver.names)
+            self._real = (population.single_frame_floor_for(solver.names) if single_frame_floor is None
+                          else np.asarray(single_frame_floor, dtype=np.float64))
             self._R = solver.readout_facs()
             self._prior = np.maximum(self._id.posterior_var_along(self._R, 0.0), 1e-12)
         self._cache: dict[tuple[float, ...], np.ndarray] = {}
+        self._share: dict[float, np.ndarray] = {}
         self._jit: np.ndarray | None = None
         self._pose1: np.ndarray | None = None
         self._axis1: list[np.ndarray | None] = [None, None, None]
@@ -175,11 +207,23 @@ class FloorModel:
             total = total + np.maximum(pose_var, axis_var)
         if self._id is not None and not math.isinf(frames):
             if self._real is not None:
-                share = np.clip(self._id.posterior_var_along(self._R, frames) / self._prior, 0.0, 1.0)
-                total = total + self._real ** 2 * share
+                total = total + self._real ** 2 * self.identity_share(frames)
             else:
                 total = total + self._simulate(identity_frames=frames) ** 2
         return np.minimum(np.sqrt(total), 5.0)
+
+    def identity_share(self, frames: float) -> np.ndarray:
+        """(K,) share (0-1) of the identity variance along each AU's read-out still unknown after ``frames`` rest
+        frames: 1 on a single frame, 0 with an explicit neutral or without a face model."""
+        q = quantise_frames(frames)
+        got = self._share.get(q)
+        if got is None:
+            if self._id is None or math.isinf(q):
+                got = np.zeros(self._solver.n_aus)
+            else:
+                got = np.clip(self._id.posterior_var_along(self._R, q) / self._prior, 0.0, 1.0)
+            self._share[q] = got
+        return got
 
     def _pose_unit(self, axis: int | None) -> np.ndarray:
         """The pose floor at scale 1: of the combined residual (``axis`` None) or of one axis' residual."""
@@ -259,7 +303,7 @@ class AUStage(Stage):
         if p.floor_samples < 10:
             raise ConfigError(f"stage '{name}': field 'floor_samples' must be >= 10, got {p.floor_samples}")
         for f in ("ridge", "weight_contour", "weight_iris", "noise_z", "presence_on_s",
-                  "presence_off_s", "obs_sd_cm", "approach_floor_scale", "approach_tau_s"):
+                  "presence_off_s", "obs_sd_cm", "approach_floor_scale", "approach_tau_s", "au06_smile_prior"):
             v = getattr(p, f)
             if not (np.isfinite(v) and v >= 0):
                 raise ConfigError(f"stage '{name}': field '{f}' must be finite and >= 0, got {v}")
@@ -279,6 +323,9 @@ class AUStage(Stage):
         self._population_override = population
         self._solver: AUSolver | None = None
         self._floors: FloorModel | None = None
+        self._msolver: AUSolver | None = None  # identity-marginalised read-out (None: off or no model for it)
+        self._mfloors: FloorModel | None = None
+        self._gain = np.zeros((2, 0))  # (2, K) FACS at full weight: plain, marginalised read-out
         self._presence: PresenceTracker | None = None
         self._session: SessionAccumulator | None = None
         self._template: np.ndarray | None = None
@@ -324,9 +371,20 @@ class AUStage(Stage):
         self._floors = None if p.floor_quantile == 0 else FloorModel(
             self._solver, population, p.obs_sd_cm, noise, p.floor_quantile, p.floor_samples)
         self.names = self._solver.names
+        self._msolver = self._mfloors = None
+        marg = (population.marginal_readout_for(self.names)
+                if population is not None and p.marginal_readout and self._floors is not None else None)
+        if marg is not None:
+            self._msolver, _ = build_solver(p, basis, template, noise,
+                                            marginal=(population.identity_factor(), population.marginal_sd_cm))
+            self._mfloors = FloorModel(self._msolver, population, p.obs_sd_cm, noise, p.floor_quantile,
+                                       p.floor_samples, single_frame_floor=marg[0])
+            self._gain = marg[1]
         self._approach_gain = (population.approach_floor_for(self.names) * p.approach_floor_scale
                                if population is not None else np.zeros(len(self.names)))
         self._approach_on = bool(self._approach_gain.any())
+        self._k06 = self.names.index("AU06") if {"AU06", "AU12"} <= set(self.names) else -1
+        self._k12 = self.names.index("AU12") if self._k06 >= 0 else -1
         self._template = template
         self._presence = PresenceTracker(len(self.names), on_threshold=p.presence_on, off_threshold=p.presence_off,
                                          clear_threshold=p.presence_clear, on_s=p.presence_on_s,
@@ -345,19 +403,33 @@ class AUStage(Stage):
         the floor cache for the first frames."""
         if self._solver is not None:
             self._solver.solve(self._template, self._template)
-        if self._floors is not None:
-            self._floors.floors(0.0, 0.0, 0.0, 0.0)
-            for pose in ((20.0, 0.0, 0.0), (0.0, 20.0, 0.0), (0.0, 0.0, 20.0)):
-                self._floors.floors(0.0, *pose)
+        for fm in (self._floors, self._mfloors):
+            if fm is not None:
+                fm.floors(0.0, 0.0, 0.0, 0.0)
+                for pose in ((20.0, 0.0, 0.0), (0.0, 20.0, 0.0), (0.0, 0.0, 20.0)):
+                    fm.floors(0.0, *pose)
 
-    def floors_for(self, frames: float, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0
-                   ) -> np.ndarray:
-        """(K,) per-AU floor (FACS) the read-out subtracts for such a face (diagnostics, tools)."""
+    def floors_for(self, frames: float, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0,
+                   still: bool = False) -> np.ndarray:
+        """(K,) per-AU floor (FACS) the read-out subtracts for such a face, not moving (diagnostics, tools): per AU
+        that of the read-out chosen for it (the marginalised one only on stills)."""
         if self._solver is None:
             raise StageError(f"stage '{self.name}': floors_for() called before open()")
+        floor, mfloor, use_m = self._floor_pair(frames, yaw_deg, pitch_deg, roll_deg, 0.0, still)
+        return floor if use_m is None else np.where(use_m, mfloor, floor)
+
+    def _floor_pair(self, frames: float, yaw: float, pitch: float, roll: float, rate: float, still: bool
+                    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(plain read-out's floor, marginalised read-out's floor or None, per AU whether the marginalised one is
+        used or None): on a still, the read-out that detects better, i.e. the larger full-weight reading per unit of
+        floor; in a sequence the plain one."""
         if self._floors is None:
-            return np.zeros(len(self.names))
-        return self._floors.floors(frames, yaw_deg, pitch_deg, roll_deg)
+            return np.zeros(len(self.names)), None, None
+        floor = self._with_approach(self._floors.floors(frames, yaw, pitch, roll), rate)
+        if self._mfloors is None or not still:
+            return floor, None, None
+        mfloor = self._with_approach(self._mfloors.floors(frames, yaw, pitch, roll), rate)
+        return floor, mfloor, self._gain[1] * floor > self._gain[0] * mfloor
 
     def process(self, image: np.ndarray, result: FrameResult) -> None:
         if self._solver is None or self._presence is None or self._session is None:
@@ -378,15 +450,19 @@ class AUStage(Stage):
             if not np.isfinite(cc).all():
                 self.skipped_nonfinite += 1
                 continue
-            prev = None if still else self._prev.get(fid)
-            act = self._solver.solve_activations(cc, self._template, prev)
             pose = face.pose
             yaw, pitch, roll = (pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose is not None else (0.0, 0.0, 0.0)
-            floor = self.floors_for(float(face.shape_frames), yaw, pitch, roll)
+            frames = float(face.shape_frames)
             rate = self._approach_rate(fid, t_s, pose.tz_cm) if not still and pose is not None else 0.0
-            if rate > 0.0 and self._approach_on:
-                floor = np.minimum(np.sqrt(floor ** 2 + (self._approach_gain * rate) ** 2), 5.0)
-            inten = np.clip(act * self._solver.unit_to_facs - floor, 0.0, 5.0).astype(np.float32)
+            act = self._solver.solve_activations(cc, self._template, None if still else self._prev.get(fid))
+            floor, mfloor, use_m = self._floor_pair(frames, yaw, pitch, roll, rate, still)
+            reading = act * self._solver.unit_to_facs - floor
+            if use_m is not None and self._msolver is not None:
+                mact = self._msolver.solve_activations(cc, self._template)
+                reading = np.where(use_m, mact * self._msolver.unit_to_facs - mfloor, reading)
+                floor = np.where(use_m, mfloor, floor)
+            inten = np.clip(reading, 0.0, 5.0).astype(np.float32)
+            inferred = self._smile_prior(inten, frames)
             if not still:
                 self._prev[fid] = act
                 self._last_seen[fid] = t_s
@@ -397,7 +473,30 @@ class AUStage(Stage):
             if self.params.publish_floor:
                 face.extras["au_floor"] = floor.astype(np.float32)
                 face.extras["approach_rate"] = rate
+                face.extras["au_marginal"] = (np.zeros(len(self.names), dtype=bool) if use_m is None
+                                              else use_m.astype(bool))
+                face.extras["au06_inferred"] = inferred
         self._forget_stale(t_s)
+
+    def _smile_prior(self, inten: np.ndarray, frames: float) -> float:
+        """AU06 where it cannot be measured (module doc): raise it in place to ``au06_smile_prior`` x AU12 x the
+        share of the identity variance along AU06 still unknown; returns the FACS amount that is inferred (0 when
+        the measurement is at least as large)."""
+        rho = self.params.au06_smile_prior
+        if rho <= 0 or self._k06 < 0 or self._floors is None:
+            return 0.0
+        prior = rho * float(inten[self._k12]) * float(self._floors.identity_share(frames)[self._k06])
+        if prior <= inten[self._k06]:
+            return 0.0
+        inferred = prior - float(inten[self._k06])
+        inten[self._k06] = min(prior, 5.0)
+        return inferred
+
+    def _with_approach(self, floor: np.ndarray, rate: float) -> np.ndarray:
+        """The floor with the approach part added in quadrature (``rate`` 1/s towards the camera)."""
+        if rate > 0.0 and self._approach_on:
+            return np.minimum(np.sqrt(floor ** 2 + (self._approach_gain * rate) ** 2), 5.0)
+        return floor
 
     def _approach_rate(self, fid: int, t_s: float, tz_cm: float) -> float:
         """Low-passed approach rate of a face (1/s, > 0 towards the camera); 0 at the start of a track, after a

@@ -430,7 +430,7 @@ def test_stage_floors_from_jitter_and_shape_frames() -> None:
 def test_stage_population_floors_shrink_with_shape_frames() -> None:
     """Mechanism, shipped face model and basis: a single frame gets the population's identity floor, refined shapes
     get less, an explicit neutral none."""
-    stage = AUStage("aus", AUParams())
+    stage = AUStage("aus", AUParams(marginal_readout=False))
     stage.open()
     f0, f8, finf = stage.floors_for(0.0), stage.floors_for(8.0), stage.floors_for(float("inf"))
     assert np.all(f0 >= f8 - 1e-6) and np.all(f8 >= finf - 1e-6) and f0.sum() > 2 * finf.sum()
@@ -441,7 +441,7 @@ def test_stage_pose_floor_per_axis() -> None:
     """Mechanism, shipped face model (reads the floor model's pose units): the pose part of the floors is, per AU,
     the larger of the combined residual's part and the per-axis residuals' parts (each scaled by |angle| / 30 deg)
     in quadrature, so nodding and turning by the same angle add different floors."""
-    stage = AUStage("aus", AUParams())
+    stage = AUStage("aus", AUParams(marginal_readout=False))
     stage.open()
     fm = stage._floors
     inf = float("inf")
@@ -470,7 +470,8 @@ def test_stage_approach_floor_grows_with_approach_rate_only() -> None:
     pop = dataclasses.replace(pop, approach_floor_gain=gains)
 
     def run(distances: list[float], still: bool = False, scale: float = 1.0) -> tuple[list[Face], AUStage]:
-        stage = AUStage("aus", AUParams(publish_floor=True, approach_floor_scale=scale), population=pop)
+        stage = AUStage("aus", AUParams(publish_floor=True, approach_floor_scale=scale, marginal_readout=False),
+                        population=pop)
         stage.open()
         faces = []
         for i, d in enumerate(distances):
@@ -538,3 +539,101 @@ def test_presence_per_au_thresholds() -> None:
         PresenceTracker(2, on_threshold=np.array([1.0, 1.0]), off_threshold=np.array([0.5, 1.5]))
     with pytest.raises(ConfigError):
         PresenceTracker(2, on_threshold=np.ones(3))
+
+
+def test_marginalised_solver_equals_joint_least_squares_with_identity_integrated_out() -> None:
+    """Mechanism, pure linear algebra: the marginalised read-out's unconstrained estimate equals the joint least
+    squares of d ~ B a + F^T b with prior b ~ N(0, I) and residual sd s (the b block of the augmented system
+    ridge-penalised by s^2), on one region without re-alignment, ridge 0."""
+    rng = np.random.default_rng(5)
+    m, k, r, sd = 478 * 3, 4, 6, 0.08
+    basis = type("B", (), {"names": ("A1", "A2", "A3", "A4"), "matrix": rng.standard_normal((m, k)) * 0.1,
+                           "unit_to_facs": np.ones(k), "meta": {}})()
+    factor = rng.standard_normal((r, m)) * 0.05
+    solver = AUSolver(basis, ridge=0.0, upper=None, marginal=(factor, sd))
+    d = rng.standard_normal(m) * 0.1
+    est = solver.readout_facs() @ d
+    aug = np.hstack([basis.matrix, factor.T])
+    reg = np.zeros(k + r)
+    reg[k:] = sd * sd
+    joint = np.linalg.solve(aug.T @ aug + np.diag(reg), aug.T @ d)[:k]
+    np.testing.assert_allclose(est, joint, rtol=1e-6, atol=1e-9)
+    plain = AUSolver(basis, ridge=0.0, upper=None)
+    assert not np.allclose(plain.readout_facs() @ d, est)  # the identity directions change the read-out
+    # along an identity direction alone the marginalised read-out moves much less than the plain one
+    dz = factor[0]
+    assert np.abs(solver.readout_facs() @ dz).sum() < 0.2 * np.abs(plain.readout_facs() @ dz).sum()
+    with pytest.raises(ConfigError, match="marginal"):
+        AUSolver(basis, marginal=(factor[:, :10], sd))
+    with pytest.raises(ConfigError, match="marginal sd"):
+        AUSolver(basis, marginal=(factor, 0.0))
+
+
+def test_stage_single_frame_floors_below_range_with_shipped_model() -> None:
+    """Shipped face model, basis and default config: on a single photo no AU's floor reaches its range (the plain
+    read-out's identity floor is 5 for AU05/AU07/AU17); per AU the read-out whose full-weight gain per unit of floor
+    is larger is the one used on a still, and the published floor is that read-out's."""
+    stage = AUStage("aus", AUParams())
+    stage.open()
+    assert stage._msolver is not None
+    f0 = stage.floors_for(0.0, still=True)
+    assert f0.max() < 5.0, dict(zip(stage.names, f0.round(2)))
+    np.testing.assert_allclose(stage.floors_for(0.0), stage._floors.floors(0.0, 0.0, 0.0, 0.0))  # sequences: plain
+    plain = AUStage("aus", AUParams(marginal_readout=False))
+    plain.open()
+    p0 = plain.floors_for(0.0)
+    assert p0.max() >= 5.0  # what the plain read-out alone gives on a single photo
+    m0 = stage._mfloors.floors(0.0, 0.0, 0.0, 0.0)
+    use = stage._gain[1] * p0 > stage._gain[0] * m0
+    np.testing.assert_allclose(f0, np.where(use, m0, p0))
+    assert not use[stage.names.index("AU06")]  # the real smile reads no AU06 through the marginalised read-out
+    assert not use[stage.names.index("AU12")]
+
+
+def test_stage_publishes_which_read_out_each_au_used() -> None:
+    """Shipped path mechanism: with publish_floor the stage publishes au_floor and au_marginal (bool per AU); a
+    still is read with the single-frame choice, a sequence frame with the plain read-out."""
+    stage = AUStage("aus", AUParams(publish_floor=True))
+    stage.open()
+    face = _face(1, stage._template.astype(np.float32), ready=False)
+    res = FrameResult(FrameMeta(0, 0, 0, 640, 480, "test", still=True), [face])
+    stage.process(np.zeros((4, 4, 3), np.uint8), res)
+    mask = face.extras["au_marginal"]
+    assert mask.dtype == bool and mask.shape == (len(stage.names),) and mask.any() and not mask.all()
+    np.testing.assert_allclose(face.extras["au_floor"], stage.floors_for(0.0, still=True), rtol=1e-6)
+    seq = _face(2, stage._template.astype(np.float32), ready=False)
+    stage.process(np.zeros((4, 4, 3), np.uint8), FrameResult(FrameMeta(1, 0, 0, 640, 480, "test"), [seq]))
+    assert not seq.extras["au_marginal"].any()  # a sequence frame: the plain read-out
+    assert float(face.au_intensity.sum()) == 0.0  # the template itself reads nothing
+
+
+def test_stage_au06_smile_prior_only_where_au06_cannot_be_measured() -> None:
+    """Mechanism, shipped face model and basis: with the person's face unknown (a still) AU06 is raised to
+    au06_smile_prior x AU12 x the identity share still unknown along AU06 (1 on a still) and the inferred amount is
+    published; with an explicit neutral (share 0) the measurement stands alone; 0 turns it off."""
+    def read(params: AUParams, still: bool, frames: float) -> Face:
+        stage = AUStage("aus", params)
+        stage.open()
+        k12 = stage.names.index("AU12")
+        disp = np.asarray(stage._solver._AtW[k12]).reshape(478, 3)  # any displacement the plain read-out sees as AU12
+        face = _face(1, (stage._template + 0.5 * disp / np.abs(disp).max()).astype(np.float32))
+        face.shape_frames = frames
+        stage.process(np.zeros((4, 4, 3), np.uint8),
+                      FrameResult(FrameMeta(0, 0, 0, 640, 480, "test", still=still), [face]))
+        face.extras["names"] = stage.names
+        face.extras["share"] = stage._floors.identity_share(frames)
+        return face
+
+    on = read(AUParams(publish_floor=True), True, 0.0)
+    names = on.extras["names"]
+    k06, k12 = names.index("AU06"), names.index("AU12")
+    assert on.au_intensity[k12] > 0.5
+    assert on.extras["share"][k06] == pytest.approx(1.0, abs=0.05)
+    assert on.au_intensity[k06] == pytest.approx(0.8 * on.au_intensity[k12] * on.extras["share"][k06], rel=1e-5)
+    assert on.extras["au06_inferred"] > 0
+    off = read(AUParams(publish_floor=True, au06_smile_prior=0.0), True, 0.0)
+    assert off.extras["au06_inferred"] == 0.0 and off.au_intensity[k06] < on.au_intensity[k06]
+    known = read(AUParams(publish_floor=True), False, float("inf"))
+    assert known.extras["share"][k06] == 0.0 and known.extras["au06_inferred"] == 0.0
+    with pytest.raises(ConfigError, match="au06_smile_prior"):
+        AUStage("aus", AUParams(au06_smile_prior=-1.0))

@@ -114,6 +114,10 @@ def test_shipped_population_model_loads_and_is_cached() -> None:
     np.testing.assert_allclose(pop.pose_residual_axis_scales(-15, 30, 0), [0.5, 1.0, 0.0])
     assert pop.single_frame_floor_for(("AU12", "AU06")).shape == (2,)
     assert pop.single_frame_floor_for(("AU99",)) is None
+    floor_m, gain = pop.marginal_readout_for(("AU12", "AU06", "AU25"))
+    assert pop.marginal_sd_cm > 0 and floor_m.shape == (3,) and gain.shape == (2, 3)
+    assert (floor_m < 5).all() and (gain >= 0).all() and (gain <= 5).all()
+    assert pop.marginal_readout_for(("AU99",)) is None
     assert not pop.mean_cm.flags.writeable
 
 
@@ -135,6 +139,18 @@ def test_population_model_errors_name_file_and_field(tmp_path: Path) -> None:
     np.savez(bad, **{**fields, "pose_residual_axis_factor": fields["pose_residual_axis_factor"][:2]})
     with pytest.raises(DataError, match=r"axes\.npz.*pose_residual_axis_factor"):
         load_population_model(bad)
+    bad = tmp_path / "gain.npz"
+    np.savez(bad, **{**fields, "readout_gain": fields["readout_gain"][:1]})
+    with pytest.raises(DataError, match=r"gain\.npz.*readout_gain"):
+        load_population_model(bad)
+    bad = tmp_path / "sd.npz"
+    np.savez(bad, **{**fields, "marginal_sd_cm": np.array(0.0)})
+    with pytest.raises(DataError, match=r"sd\.npz.*marginal_sd_cm"):
+        load_population_model(bad)
+    old = tmp_path / "old.npz"  # a model from before the marginalised read-out: it is simply off
+    np.savez(old, **{k: v for k, v in fields.items() if k not in ("marginal_sd_cm", "marginal_single_frame_floor",
+                                                                   "readout_gain")})
+    assert load_population_model(old).marginal_readout_for(("AU12",)) is None
     bad = tmp_path / "version.npz"
     np.savez(bad, **{**fields, "format_version": np.array(7)})
     with pytest.raises(DataError, match="format_version"):
