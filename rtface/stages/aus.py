@@ -326,6 +326,7 @@ class AUStage(Stage):
         self._msolver: AUSolver | None = None  # identity-marginalised read-out (None: off or no model for it)
         self._mfloors: FloorModel | None = None
         self._gain = np.zeros((2, 0))  # (2, K) FACS at full weight: plain, marginalised read-out
+        self._k06 = self._k12 = -1  # indices of AU06 / AU12 for the smile prior (-1: the basis lacks one)
         self._presence: PresenceTracker | None = None
         self._session: SessionAccumulator | None = None
         self._template: np.ndarray | None = None
@@ -403,7 +404,7 @@ class AUStage(Stage):
         the floor cache for the first frames."""
         if self._solver is not None:
             self._solver.solve(self._template, self._template)
-        for fm in (self._floors, self._mfloors):
+        for fm in (self._floors, self._mfloors):  # the marginalised floors serve stills (frames 0) only
             if fm is not None:
                 fm.floors(0.0, 0.0, 0.0, 0.0)
                 for pose in ((20.0, 0.0, 0.0), (0.0, 20.0, 0.0), (0.0, 0.0, 20.0)):
