@@ -484,21 +484,11 @@ def update_readout(args) -> int:
     return 0
 
 
-def single_frame_floor(basis_path: Path, frontal: np.ndarray, quantile: float = 0.9) -> np.ndarray:
-    """Per AU, the ``quantile`` of what real neutral faces read (FACS, 0-5) against the mean of the other real
+def single_frame_floor(basis_path: Path, frontal: np.ndarray) -> np.ndarray:
+    """Per AU, the 90th percentile of what real neutral faces read (FACS, 0-5) against the mean of the other real
     neutral faces (leave one out), through the AU stage's default solver without floors."""
-    from rtface.geometry.canonical_model import load_canonical_model
-    from rtface.stages.aus import AUParams, AUStage
-    template = np.asarray(load_canonical_model().vertices_cm)
-    raw = AUStage("aus", AUParams(basis_path=str(basis_path), face_model_path="none", floor_quantile=0.0))
-    raw.open()
-    n = len(frontal)
-    reads = []
-    for i in range(n):
-        mean = frontal[np.arange(n) != i].mean(0)
-        a = raw._solver.solve_activations(template + frontal[i] - mean, template)
-        reads.append(a * raw._solver.unit_to_facs)
-    return np.quantile(np.clip(np.array(reads), 0, 5), quantile, axis=0)
+    plain, _, template = RO.solver(basis_path)
+    return RO.loo_floor(plain, template, frontal)
 
 
 if __name__ == "__main__":

@@ -27,26 +27,25 @@ def marginal_sd(detail_sd_cm: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.asarray(detail_sd_cm) ** 2) + AUParams().obs_sd_cm ** 2))
 
 
-def solvers(basis_path: Path, factor: np.ndarray, sd_cm: float):
-    """(plain, marginalised) AU solvers exactly as the AU stage builds them for this basis."""
+def solver(basis_path: Path, marginal: tuple[np.ndarray, float] | None = None):
+    """(AU solver exactly as the AU stage builds it for this basis, plain or with ``marginal`` = (identity factor,
+    sd cm); the basis; the canonical template)."""
     from rtface.au.basis import load_au_basis
     from rtface.geometry.canonical_model import load_canonical_model
     from rtface.stages.aus import AUParams, build_solver
     basis = load_au_basis(str(basis_path))
     template = np.asarray(load_canonical_model().vertices_cm, dtype=np.float64)
-    p = AUParams(basis_path=str(basis_path))
-    plain, _ = build_solver(p, basis, template)
-    marg, _ = build_solver(p, basis, template, marginal=(factor, sd_cm))
-    return plain, marg, basis, template
+    s, _ = build_solver(AUParams(basis_path=str(basis_path)), basis, template, marginal=marginal)
+    return s, basis, template
 
 
-def loo_floor(solver, template: np.ndarray, frontal: np.ndarray, quantile: float = QUANTILE) -> np.ndarray:
+def loo_floor(au_solver, template: np.ndarray, frontal: np.ndarray, quantile: float = QUANTILE) -> np.ndarray:
     """(K,) the ``quantile`` of what each real neutral face reads against the mean of the others (FACS, 0-5)."""
     n = len(frontal)
     reads = []
     for i in range(n):
         mean = frontal[np.arange(n) != i].mean(0)
-        reads.append(solver.solve_activations(template + frontal[i] - mean, template) * solver.unit_to_facs)
+        reads.append(au_solver.solve_activations(template + frontal[i] - mean, template) * au_solver.unit_to_facs)
     return np.quantile(np.clip(np.array(reads), 0, 5), quantile, axis=0)
 
 
@@ -77,7 +76,8 @@ def readout_fields(basis_path: Path, identity_factor: np.ndarray, detail_sd_cm: 
     """The three face-model fields (module doc). ``gains`` given (validation folds: the renders hold no real
     person) skips the renders."""
     sd = marginal_sd(detail_sd_cm)
-    plain, marg, basis, template = solvers(basis_path, identity_factor, sd)
+    plain, basis, template = solver(basis_path)
+    marg, _, _ = solver(basis_path, (identity_factor, sd))
     if gains is None:
         gains = render_gains(plain, marg, basis, template, hm_build, sources, real)
     return {"marginal_sd_cm": np.array(sd), "marginal_single_frame_floor": loo_floor(marg, template, frontal),
