@@ -46,7 +46,7 @@ class PersonParams:
     min_keep: int = 3
     rest_margin: float = 0.3  # cm of expression score above the lowest sample still counted as rest
     update_every: int = 3  # recompute after this many new samples
-    max_angle_deg: float = 30.0  # samples only while |yaw| and |pitch| are within this
+    max_angle_deg: float = 45.0  # samples only while |yaw| and |pitch| (shape pose, deg) are within this
     pose_penalty: float = 0.003  # score cm per degree of |yaw| + |pitch|
     frames_per_sample: float = 1.0  # effective independent frames per kept sample (consecutive frames correlate)
     au_prior_frames: float = 3.0  # rest frames after which half of an AU-shaped rest offset is taken as shape

@@ -71,7 +71,8 @@ class CanonicalParams:
     sample_every_s: float = 0.1  # online: person model keeps at most one frame per this much media time
     window_s: float = 30.0  # online: and forgets frames older than this
     keep_fraction: float = 0.3  # online: share of lowest-activity frames used as rest frames
-    max_angle_deg: float = 30.0  # online: frames with |yaw| or |pitch| beyond this do not refine the shape
+    max_angle_deg: float = 45.0  # online: frames with |yaw| or |pitch| beyond this do not refine the shape (the face
+    # model's pose response spans yaw +/-45, pitch +/-25, roll +/-35 deg of the shape pose)
     obs_sd_cm: float = 0.06  # spread of one rest frame's shape around the person's neutral (cm per coordinate)
     calibrate_frames: int = 15  # "calibrate neutral now": median of this many frames
     forget_after_s: float = 10.0  # drop a face's person model after this much media time without it

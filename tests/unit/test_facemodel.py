@@ -81,7 +81,7 @@ def test_person_shape_sampling_pose_gate_lock_and_time_reset() -> None:
     p, mean = _person()
     assert p.observe(0.0, mean + 1.0, 0.0, 0.0, 0.0)
     assert not p.observe(0.05, mean, 0.0, 0.0, 0.0)  # within sample_every_s: not sampled
-    assert not p.observe(1.0, mean, 0.0, yaw_deg=40.0, pitch_deg=0.0)  # too turned
+    assert not p.observe(1.0, mean, 0.0, yaw_deg=50.0, pitch_deg=0.0)  # too turned (beyond max_angle_deg 45)
     p.remember(mean + 7.0)
     p.set_explicit(mean + 2.0)
     assert p.locked and math.isinf(p.frames)
@@ -93,6 +93,19 @@ def test_person_shape_sampling_pose_gate_lock_and_time_reset() -> None:
     p.observe(5.0, mean, 0.0, 0.0, 0.0)
     p.observe(1.0, mean, 0.0, 0.0, 0.0)  # media time went back (a looped file): start again
     assert p.samples_seen >= 1 and p.frames <= 1.0
+
+
+def test_turned_face_still_refines_its_shape() -> None:
+    """Mechanism: a face held at 40 deg of shape yaw (a real face turned ~30 deg reads ~36 deg through the weak
+    perspective shape pose) is sampled: with the old 30-deg gate such a face never got a person model and kept the
+    single-photo floors for the whole session."""
+    p, mean = _person()
+    t = 0.0
+    for _ in range(30):
+        p.observe(t, mean + 0.1, score=0.2, yaw_deg=40.0, pitch_deg=8.0)
+        t += 1 / 30
+    assert p.samples_seen >= 9 and p.frames > 1.0
+    np.testing.assert_allclose(p.neutral_cm, mean + 0.1, atol=0.03)
 
 
 def test_pose_features() -> None:
