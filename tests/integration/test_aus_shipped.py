@@ -146,7 +146,7 @@ def test_image_folder_is_stills_unless_sequence(tmp_path) -> None:
 def test_turned_face_gets_its_own_neutral(tmp_path) -> None:
     """A real face held at about 30 degrees of camera yaw (its weak-perspective shape pose, which gates the person
     model, reads 38-40 degrees), 20 frames as a sequence: the person model refines its shape (measured: shape_frames
-    2.3 after 20 frames). With the earlier 30-degree gate such a face never got its own neutral
+    1.5 after 20 frames). With the earlier 30-degree gate such a face never got its own neutral
     (shape_frames stayed 0 for the whole session)."""
     for i in range(20):
         shutil.copy(TURNED, tmp_path / f"{i:03d}.jpg")
