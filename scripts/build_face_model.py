@@ -42,6 +42,7 @@ from face_model.geometry import posefree_batch  # noqa: E402
 from face_model import readout as RO  # noqa: E402
 from face_model.real_faces import london_landmarks, video_landmarks  # noqa: E402
 from face_model.sets import FACSHUMAN, FACSHUMAN_LR  # noqa: E402
+from rtface.facemodel.population import identity_factor  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 # AU -> (render set, bilateral target, (left, right) targets): FACSHuman (FACS-validated, LGPL-3.0) targets on many
@@ -404,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         z["approach_floor_gain"] = shipped_model.approach_floor_for(tuple(names_b))
         shipped_marg = shipped_model.marginal_readout_for(tuple(names_b))
         if shipped_marg is not None:  # the render gains of the shipped model; this fold's own floor and sd
-            z.update(RO.readout_fields(shipped, modes.reshape(len(modes), -1) * scale, detail, frontal, None,
+            z.update(RO.readout_fields(shipped, identity_factor(modes, scale), detail, frontal, None,
                                        SOURCES, {}, gains=shipped_marg[1]))
         np.savez_compressed(fm_dir / "face_model.npz", **z)
         return 0
@@ -437,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     np.savez_compressed(fm_dir / "face_model.npz", **model_fields, single_frame_floor=real_q,
                         floor_au_names=np.array(basis["names"]), meta_json=np.array(json.dumps(meta)))
     print(f"single-frame floors {dict(zip(basis['names'], real_q.round(1).tolist()))}")
-    ro = RO.readout_fields(ab_dir / "au_basis.npz", modes.reshape(len(modes), -1) * scale, detail, frontal,
+    ro = RO.readout_fields(ab_dir / "au_basis.npz", identity_factor(modes, scale), detail, frontal,
                            sets["hm_build"], SOURCES, {"AU06": [real_smile(args.shared)]})
     meta["marginal_readout"] = readout_meta(ro, basis["names"])
     z = dict(np.load(fm_dir / "face_model.npz"))
@@ -470,8 +471,7 @@ def update_readout(args) -> int:
     meta = json.loads(str(z["meta_json"]))
     exclude = set(meta.get("excluded", []))
     frontal, labels = real_neutrals(args.shared, {"pose_fields": z["pose_fields"]}, exclude)
-    modes = np.asarray(z["identity_modes"], dtype=np.float64)
-    factor = modes.reshape(len(modes), -1) * float(z["identity_scale"])
+    factor = identity_factor(np.asarray(z["identity_modes"], dtype=np.float64), float(z["identity_scale"]))
     basis_path = args.out / "au_basis" / "au_basis.npz"
     ro = RO.readout_fields(basis_path, factor, z["detail_sd_cm"], frontal, load_set(args.cache, "hm_build"), SOURCES,
                            {"AU06": [real_smile(args.shared)]})

@@ -121,7 +121,14 @@ class PopulationModel:
 
     def identity_factor(self) -> np.ndarray:
         """(K, 1434) identity covariance factor scaled to real people (rows = modes)."""
-        return (self.identity_modes * self.identity_scale).reshape(self.identity_modes.shape[0], -1)
+        return identity_factor(self.identity_modes, self.identity_scale)
+
+
+def identity_factor(modes: np.ndarray, scale: Any) -> np.ndarray:
+    """(K, 1434) cm: identity modes (K, 478, 3) times the scale to real people, one row per mode (the model's
+    ``identity_factor``; also what the face-model build integrates out). Keeps the dtype NumPy gives ``modes *
+    scale``."""
+    return (modes * scale).reshape(modes.shape[0], -1)
 
 
 def _get(z: Any, key: str, path: Path, shape: tuple[int, ...] | None = None) -> np.ndarray:
