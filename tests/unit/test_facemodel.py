@@ -96,8 +96,8 @@ def test_person_shape_sampling_pose_gate_lock_and_time_reset() -> None:
 
 
 def test_turned_face_still_refines_its_shape() -> None:
-    """Mechanism: a face held at 40 deg of shape yaw (a real face turned ~30 deg reads ~36 deg through the weak
-    perspective shape pose) is sampled: with the old 30-deg gate such a face never got a person model and kept the
+    """Mechanism: a face held at 40 deg of shape yaw (a real face turned 29-31 deg of camera yaw reads 38-40 deg
+    through the weak-perspective shape pose) is sampled: with the old 30-deg gate such a face never got a person model and kept the
     single-photo floors for the whole session."""
     p, mean = _person()
     t = 0.0
