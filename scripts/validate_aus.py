@@ -236,27 +236,36 @@ def heldback_renders(shared: Path, cache: Path, tmp: Path) -> dict:
         conds = np.cumsum([len(x.expr) == 0 for x in samples]) - 1
         for c in range(int(conds.max()) + 1):
             idx = [i for i in range(len(samples)) if conds[i] == c]
-            seq = tmp / "heldback_seq" / f"{c:03d}"
-            seq.mkdir(parents=True, exist_ok=True)
-            frames = [idx[0]] * 15 + [i for i in idx[1:] for _ in range(3)]
-            for j, i in enumerate(frames):
-                dst = seq / f"{j:05d}.png"
-                if not dst.exists():
-                    dst.symlink_to(folder / f"{i:05d}.png")
-            rows = engine_rows(str(seq), images="sequence")
-            for k, i in enumerate(idx[1:]):
-                row = rows[15 + 3 * k + 2]
-                s_ = samples[i]
-                if row["face"] is None:
-                    continue
-                weights = {target_au[t]: w for t, w in s_.expr if t in target_au}
-                for au in FACSHUMAN:
-                    per_au.setdefault(au, []).append((weights.get(au, 0.0), row["face"]["au"][au]))
-                if len(weights) == 1:
-                    (au, w), = weights.items()
-                    if abs(w - 1.0) < 1e-9:
-                        full.setdefault(au, []).append(row["face"]["au"][au])
+            sequence_readings(tmp / "heldback_seq" / f"{c:03d}", [folder / f"{i:05d}.png" for i in idx],
+                              [{target_au[t]: w for t, w in samples[i].expr if t in target_au} for i in idx[1:]],
+                              per_au, full)
     return au_scores(per_au, full)
+
+
+def sequence_readings(seq: Path, images: list[Path], weights: list[dict[str, float]],
+                      per_au: dict[str, list[tuple[float, float]]], full: dict[str, list[float]]) -> None:
+    """One face as a sequence in ``seq`` (symlinks): 15 frames of ``images[0]`` (its neutral), then every later image
+    for 3 frames, so the person model knows this face (the regime of a live session). Each later image's last frame
+    is read; its (weight, reading) per FACSHuman AU goes to ``per_au`` and, for a lone morph at weight 1, the reading
+    to ``full``. ``weights``: AU -> morph weight per later image."""
+    from face_model.sets import FACSHUMAN
+    seq.mkdir(parents=True, exist_ok=True)
+    frames = [0] * 15 + [i for i in range(1, len(images)) for _ in range(3)]
+    for j, i in enumerate(frames):
+        dst = seq / f"{j:05d}.png"
+        if not dst.exists():
+            dst.symlink_to(images[i])
+    rows = engine_rows(str(seq), images="sequence")
+    for k, w in enumerate(weights):
+        row = rows[15 + 3 * k + 2]
+        if row["face"] is None:
+            continue
+        for au in FACSHUMAN:
+            per_au.setdefault(au, []).append((w.get(au, 0.0), row["face"]["au"][au]))
+        if len(w) == 1:
+            (au, x), = w.items()
+            if abs(x - 1.0) < 1e-9:
+                full.setdefault(au, []).append(row["face"]["au"][au])
 
 
 def au_scores(per_au: dict[str, list[tuple[float, float]]], full: dict[str, list[float]]) -> dict:
@@ -305,23 +314,8 @@ def warped_photos(shared: Path, tmp: Path) -> dict:
                 for i, expr in enumerate(samples):
                     d = sum((w * geo[t] for t, w in expr), np.zeros((478, 3)))
                     cv2.imwrite(str(folder / f"s{i:03d}.png"), warp_photo(img, lm, pf, d) if expr else img)
-            seq = folder / "seq"
-            seq.mkdir(exist_ok=True)
-            frames = [0] * 15 + [i for i in range(1, len(samples)) for _ in range(3)]
-            for j, i in enumerate(frames):
-                dst = seq / f"{j:05d}.png"
-                if not dst.exists():
-                    dst.symlink_to(folder / f"s{i:03d}.png")
-            rows = engine_rows(str(seq), images="sequence")
-            for k, expr in enumerate(samples[1:]):
-                row = rows[15 + 3 * k + 2]
-                if row["face"] is None:
-                    continue
-                weights = {target_au[t]: w for t, w in expr}
-                for au in FACSHUMAN:
-                    per_au.setdefault(au, []).append((weights.get(au, 0.0), row["face"]["au"][au]))
-                if len(weights) == 1 and abs(next(iter(weights.values())) - 1.0) < 1e-9:
-                    full.setdefault(next(iter(weights)), []).append(row["face"]["au"][next(iter(weights))])
+            sequence_readings(folder / "seq", [folder / f"s{i:03d}.png" for i in range(len(samples))],
+                              [{target_au[t]: w for t, w in expr} for expr in samples[1:]], per_au, full)
     finally:
         if det is not None:
             det.close()

@@ -1,12 +1,12 @@
-"""Real photos made to show a FACS morph (build- and validation-time): an image-space texture warp of a real neutral
-photo by the morph's geometric field, read back through MediaPipe.
+"""Real photos made to show a FACS morph (validation-time, scripts/validate_aus.py): an image-space texture warp of a
+real neutral photo by the morph's geometric field, read back through MediaPipe.
 
 MediaPipe on untextured renders does not follow most lower-face and lid morphs (rtface's AU basis build: their
 perceived render fields are collinear with AU12), so those columns were the morphs' geometry. On a real photo whose
 skin is moved by the same geometry MediaPipe does follow, but only partly: measured on the 12 London neutral photos
 at full weight, the perceived displacement is 0.06-0.65 of the applied one (cosine 0.13-0.84) depending on the AU.
-A column made of the perceived warp fields is what MediaPipe reports for that motion on real skin (no wrinkles,
-bulges or shading changes: a warp moves texture, it does not deform it like a muscle), calibrated in its unit.
+What MediaPipe reports on a warp is what it reports for that motion on real skin, without wrinkles, bulges or
+shading changes (a warp moves texture, it does not deform it like a muscle).
 
 The warp: the morph's geometric field (canonical cm, :func:`build_face_model.geometric_fields`) is mapped to image
 pixels by the least-squares affine map from the photo's pose-free shape (cm) to its landmarks (px); the landmark
@@ -16,8 +16,6 @@ cannot be made this way (a warp shows no mouth cavity and no lid covering the ey
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
@@ -25,7 +23,6 @@ from au_basis.postprocess import FACE_OVAL_IDS
 
 IRIS = tuple(range(468, 478))
 RING = 1.35  # zero-displacement ring, x the face oval's distance from the face centre
-WEIGHTS = (0.5, 1.0)  # morph weights warped per photo and AU (the field is the slope through the origin)
 
 
 def warp_photo(img: np.ndarray, lm_px: np.ndarray, pf_cm: np.ndarray, d_cm: np.ndarray) -> np.ndarray:
@@ -48,59 +45,3 @@ def warp_photo(img: np.ndarray, lm_px: np.ndarray, pf_cm: np.ndarray, d_cm: np.n
     mx, my = gx - dd[..., 0], gy - dd[..., 1]
     d2 = np.stack([cv2.remap(dd[..., k], mx, my, cv2.INTER_LINEAR) for k in range(2)], -1)
     return cv2.remap(img, gx - d2[..., 0], gy - d2[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def london_warps(shared: Path, cache: Path, targets: dict[str, str]) -> dict:
-    """Perceived pose-free shapes of the London neutral photos warped by each AU's morph (``targets``: AU ->
-    FACSHuman target) at :data:`WEIGHTS`; cached in ``cache / london_warps.npz`` (rebuilt when the AUs or
-    weights differ). Returns {"people": [ids], "aus": [...], "weights": (W,), "neutral": (P, 478, 3),
-    "warped": (P, A, W, 478, 3)} (NaN where MediaPipe found no face)."""
-    from build_face_model import geometric_fields
-
-    from .geometry import posefree_batch
-    from .real_faces import Detector, _lm
-
-    aus = sorted(targets)
-    path = cache / "london_warps.npz"
-    if path.is_file():
-        z = np.load(path)
-        if [str(a) for a in z["aus"]] == aus and tuple(z["weights"]) == WEIGHTS:
-            return {"people": [str(p) for p in z["people"]], "aus": aus, "weights": np.array(WEIGHTS),
-                    "neutral": z["neutral"], "warped": z["warped"]}
-    geo = geometric_fields(shared, [targets[a] for a in aus])
-    det = Detector()
-    people, neutral, warped = [], [], []
-    try:
-        for f in sorted((shared / "faces" / "london" / "neutral").glob("*.jpg")):
-            img = cv2.imread(str(f))
-            lm = _lm(det, img)
-            if lm is None:
-                raise RuntimeError(f"MediaPipe found no face in {f}")
-            h, w = img.shape[:2]
-            pf = posefree_batch(lm[None], w, h)[0][0]
-            rows = []
-            for a in aus:
-                for wt in WEIGHTS:
-                    lw = _lm(det, warp_photo(img, lm, pf, wt * geo[targets[a]]))
-                    rows.append(np.full((478, 3), np.nan) if lw is None else posefree_batch(lw[None], w, h)[0][0])
-            people.append(f.name[:3])
-            neutral.append(pf)
-            warped.append(np.stack(rows).reshape(len(aus), len(WEIGHTS), 478, 3))
-    finally:
-        det.close()
-    out = {"people": people, "aus": aus, "weights": np.array(WEIGHTS), "neutral": np.stack(neutral),
-           "warped": np.stack(warped)}
-    np.savez(path, people=np.array(people), aus=np.array(aus), weights=out["weights"], neutral=out["neutral"],
-             warped=out["warped"])
-    return out
-
-
-def warp_slopes(w: dict, au: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(P, 478, 3) per-person slope through the origin of the perceived displacement over the weights, and the
-    full-weight (1.0) displacements that are finite."""
-    k = w["aus"].index(au)
-    wts = np.asarray(w["weights"], dtype=np.float64)
-    d = w["warped"][:, k] - w["neutral"][:, None]  # (P, W, 478, 3)
-    slope = np.einsum("w,pwmk->pmk", wts, d) / float(wts @ wts)
-    j = int(np.flatnonzero(np.isclose(wts, 1.0))[0])
-    return slope, [x for x in d[:, j] if np.isfinite(x).all()]

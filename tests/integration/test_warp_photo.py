@@ -1,6 +1,6 @@
 """Mechanism test of the build's photo warp (scripts/face_model/warp.py), real MediaPipe on a real London photo:
 a zero field leaves the photo as it is, and moving the mouth corners outwards moves them outwards in what MediaPipe
-reports (by part of the applied motion, the reason the build reads warps back instead of using the geometry)."""
+reports, by part of the applied motion (MediaPipe follows skin motion only partly)."""
 from __future__ import annotations
 
 import sys
