@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -462,8 +463,14 @@ def main(argv: list[str] | None = None) -> int:
     tmp.mkdir(parents=True, exist_ok=True)
     london = args.shared / "faces" / "london"
 
+    # held-out folds reuse the shipped basis, floors and approach gains, so their cache is keyed by the shipped
+    # data and the build script (a fold built against an earlier basis is not this model's fold)
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in (
+        REPO / "rtface" / "data" / "face_model" / "face_model.npz", REPO / "rtface" / "data" / "au_basis" / "au_basis.npz",
+        REPO / "scripts" / "build_face_model.py"))).hexdigest()[:12]
+
     def loo_model(pid: str) -> str:
-        out = tmp / "loo" / pid
+        out = tmp / "loo" / key / pid
         path = out / "face_model" / "face_model.npz"
         if not path.is_file():
             subprocess.run([sys.executable, str(REPO / "scripts" / "build_face_model.py"), "--shared", str(args.shared),
