@@ -4,6 +4,10 @@ Owned by the batch driver's thread. Each worker is a child process in its own se
 driver, which then stops the workers cleanly); its stdout/stderr go to ``DIR/logs/worker-<i>.log``; its events
 come back on a pipe. A worker that dies (killed, out of memory, a crash in native code) is reported as a
 ``failed`` event for its job with the exit status, and replaced by a new process.
+
+Cores: with ``pin`` (the default) and no more workers than cores, worker ``i`` runs on core ``i`` only (``--core``:
+the worker sets it first thing, before any thread starts, so MediaPipe's, the decoder's and BLAS's threads inherit
+it). Unpinned, two engines on two cores spread their threads over both and wait on each other's.
 """
 from __future__ import annotations
 
@@ -16,18 +20,30 @@ import time
 from pathlib import Path
 
 
+def worker_core(index: int, workers: int) -> int | None:
+    """The one core worker ``index`` of ``workers`` runs on, or None (more workers than the cores this process
+    may use, or no affinity API on this platform)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    return cores[index] if workers <= len(cores) else None
+
+
 class _Worker:
-    def __init__(self, index: int, config: str | None, log_dir: Path) -> None:
+    def __init__(self, index: int, config: str | None, log_dir: Path, core: int | None = None) -> None:
         self.index = index
         r, w = os.pipe()
         self._log = open(log_dir / f"worker-{index}.log", "ab")
         cmd = [sys.executable, "-m", "rtface.batch.worker", "--report-fd", str(w), "--tag", str(log_dir.parent)]
         if config:
             cmd += ["--config", config]
+        if core is not None:
+            cmd += ["--core", str(core)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT,
                                      pass_fds=(w,), env=env, start_new_session=True)
         os.close(w)
+        self.core = core
         self.fd = r
         self.buf = b""
         self.job: str | None = None  # id of the job it runs
@@ -60,8 +76,9 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, workers: int, config: str | None, out_dir: Path) -> None:
+    def __init__(self, workers: int, config: str | None, out_dir: Path, *, pin: bool = True) -> None:
         self.n = max(1, int(workers))
+        self.pin = pin
         self.config = config
         self.log_dir = Path(out_dir) / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +89,7 @@ class LocalBackend:
             self._start(i)
 
     def _start(self, i: int) -> None:
-        w = _Worker(i, self.config, self.log_dir)
+        w = _Worker(i, self.config, self.log_dir, worker_core(i, self.n) if self.pin else None)
         self._sel.register(w.fd, selectors.EVENT_READ, w)
         if i < len(self._workers):
             self._workers[i] = w

@@ -36,6 +36,7 @@ class BatchOptions:
     ray_address: str | None = None  # Ray: None = start a local instance (or $RAY_ADDRESS)
     progress: bool = True
     allow_incomplete: bool = False  # accept truncated / partly undecodable inputs ([source] allow_incomplete)
+    pin_cores: bool = True  # local backend: one core per worker when workers <= cores (rtface.batch.local)
     stream: object = field(default=None, repr=False)  # where progress and the report go (default stderr)
 
 
@@ -90,7 +91,7 @@ def _backend(opts: BatchOptions, workers: int):
         raise ConfigError(f"batch backend {opts.backend!r}: expected 'local' or 'ray'")
     from rtface.batch.local import LocalBackend
 
-    return LocalBackend(workers, opts.config, opts.out_dir)
+    return LocalBackend(workers, opts.config, opts.out_dir, pin=opts.pin_cores)
 
 
 def run_batch(opts: BatchOptions) -> int:

@@ -50,7 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-fd", type=int, required=True)
     ap.add_argument("--config", default=None)
     ap.add_argument("--tag", default="", help="the batch's output folder (shows in ps; not used otherwise)")
+    ap.add_argument("--core", type=int, default=None, help="run on this core only (rtface.batch.local)")
     a = ap.parse_args(argv)
+    if a.core is not None:  # before any thread starts: MediaPipe's, the decoder's and BLAS's threads inherit it
+        try:
+            os.sched_setaffinity(0, {a.core})
+        except (AttributeError, OSError) as exc:
+            print(f"rtface batch worker: cannot pin to core {a.core}: {exc}", file=sys.stderr)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides (it sends "stop"); SIGTERM still ends us
     os.environ.setdefault("GLOG_minloglevel", "2")
     rep = _Reporter(a.report_fd)

@@ -214,3 +214,26 @@ def test_allow_incomplete_accepts_the_frames_of_a_truncated_input(tmp_path):
                "--allow-incomplete")
     assert ok.returncode == 0, ok.stderr
     assert 20 < read_results(out / "cut.parquet").num_rows < 72
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity API on this platform")
+def test_local_workers_each_run_on_their_own_core_unless_told_not_to(tmp_path):
+    """Mechanism (rtface.batch.local): real worker processes; pinned, every thread of worker i runs on core i;
+    with pin=False (--no-pin) on every core the driver may use."""
+    from rtface.batch.local import LocalBackend
+
+    allowed = sorted(os.sched_getaffinity(0))
+    for pin in (True, False):
+        be = LocalBackend(1, None, tmp_path / str(pin), pin=pin)
+        try:
+            deadline = time.monotonic() + 60
+            while not all(w.ready for w in be._workers) and time.monotonic() < deadline:
+                be.poll(0.2)
+            assert all(w.ready for w in be._workers)
+            pid = be.pids()[0]
+            threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+            assert len(threads) > 1  # the worker's own threads (stdin reader, imported libraries) exist by now
+            want = {allowed[0]} if pin else set(allowed)
+            assert all(os.sched_getaffinity(t) == want for t in threads)
+        finally:
+            be.close()
