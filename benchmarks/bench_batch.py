@@ -5,7 +5,7 @@
   the cores) and the packaged default pipeline, a fresh output folder each round: total frames / wall s, from
   process start to exit (start-up, model loading and the per-input session files included);
 - ``batch_landmarks``: the same with ``--config landmarks``;
-- ``batch_no_pin``: ``batch`` with ``--no-pin`` (the workers' threads on any core instead of one core each);
+- ``batch_pinned``: ``batch`` with ``--pin`` (one core per worker instead of any core);
 - ``bare_xN``: N bare loops at once (N = workers), each on its own copy: what this machine gives in parallel at that
   moment (on a shared machine other users' load lowers it; batch / bare_xN shows how close the batch gets).
 Reports medians and the ratios (batch fps / bare fps). Usage:
@@ -59,12 +59,12 @@ def main() -> None:
              "batch_landmarks": lambda r: [sys.executable, "-m", "rtface", "batch", str(src), "--out",
                                            str(tmp / f"l{r}"), "--workers", str(workers), "--no-progress",
                                            "--config", "landmarks"]}
-    sides["batch_no_pin"] = lambda r: [sys.executable, "-m", "rtface", "batch", str(src), "--out",
-                                       str(tmp / f"u{r}"), "--workers", str(workers), "--no-progress", "--no-pin"]
+    sides["batch_pinned"] = lambda r: [sys.executable, "-m", "rtface", "batch", str(src), "--out",
+                                       str(tmp / f"u{r}"), "--workers", str(workers), "--no-progress", "--pin"]
     par = f"bare_x{workers}"
     sides[par] = lambda r: [sys.executable, "-c", PARALLEL, str(workers), sys.executable,
                             str(ROOT / "benchmarks" / "bare.py"), str(video)]
-    frames = {"bare": n, "batch": n * a.copies, "batch_no_pin": n * a.copies, "batch_landmarks": n * a.copies, par: n * workers}
+    frames = {"bare": n, "batch": n * a.copies, "batch_pinned": n * a.copies, "batch_landmarks": n * a.copies, par: n * workers}
     walls: dict[str, list[float]] = {}
     loads = []
     for r in range(a.rounds):
@@ -77,7 +77,7 @@ def main() -> None:
     fps = {k: frames[k] / statistics.median(v) for k, v in walls.items()}
     out = {"video": str(video), "frames_per_input": n, "copies": a.copies, "workers": workers, "cores": os.cpu_count(),
            "rounds": a.rounds, "wall_s": walls, "fps": fps,
-           "ratio_to_bare": {k: fps[k] / fps["bare"] for k in ("batch", "batch_landmarks", "batch_no_pin", par)},
+           "ratio_to_bare": {k: fps[k] / fps["bare"] for k in ("batch", "batch_landmarks", "batch_pinned", par)},
            "ratio_to_parallel_bare": {k: fps[k] / fps[par] for k in ("batch", "batch_landmarks")},
            "load_average_1min": {"min": min(loads), "max": max(loads)}}
     print(json.dumps({k: v for k, v in out.items() if k != "wall_s"}, indent=1))

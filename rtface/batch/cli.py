@@ -12,7 +12,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                                   workers=args.workers, retries=args.retries, fmt=args.format,
                                   chunk_s=args.chunk_s, overlap_s=args.overlap_s, backend=args.backend,
                                   ray_address=args.ray_address, progress=not args.no_progress,
-                                  allow_incomplete=args.allow_incomplete, pin_cores=not args.no_pin))
+                                  allow_incomplete=args.allow_incomplete, pin_cores=args.pin))
 
 
 def add_commands(sub) -> None:
@@ -33,9 +33,9 @@ def add_commands(sub) -> None:
                    help="local worker processes (default) or Ray actors (pip install 'rtface[ray]')")
     b.add_argument("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray instance)")
     b.add_argument("--no-progress", action="store_true", help="no progress line")
-    b.add_argument("--no-pin", action="store_true",
-                   help="local backend: let the workers' threads run on any core (default: with no more workers "
-                        "than cores, worker i runs on core i only)")
+    b.add_argument("--pin", action="store_true",
+                   help="local backend, a machine doing nothing else: with no more workers than cores, worker i "
+                        "runs on core i only (a few %% faster; two pinned batches at once would share cores)")
     b.add_argument("--allow-incomplete", action="store_true",
                    help="accept the frames that decoded from a truncated or partly undecodable input (it is then done, "
                         "not failed; the counts are in its log)")

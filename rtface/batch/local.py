@@ -5,9 +5,11 @@ driver, which then stops the workers cleanly); its stdout/stderr go to ``DIR/log
 come back on a pipe. A worker that dies (killed, out of memory, a crash in native code) is reported as a
 ``failed`` event for its job with the exit status, and replaced by a new process.
 
-Cores: with ``pin`` (the default) and no more workers than cores, worker ``i`` runs on core ``i`` only (``--core``:
-the worker sets it first thing, before any thread starts, so MediaPipe's, the decoder's and BLAS's threads inherit
-it). Unpinned, two engines on two cores spread their threads over both and wait on each other's.
+Cores: with ``pin`` (``rtface batch --pin``) and no more workers than cores, worker ``i`` runs on core ``i`` only
+(``--core``: the worker sets it first thing, before any thread starts, so MediaPipe's, the decoder's and BLAS's
+threads inherit it). Unpinned (the default), two engines on two cores spread their threads over both and wait on
+each other's; pinned, they do not, but two pinned batches at once would share the same cores while others idle,
+so pinning is for a machine that does nothing else.
 """
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, workers: int, config: str | None, out_dir: Path, *, pin: bool = True) -> None:
+    def __init__(self, workers: int, config: str | None, out_dir: Path, *, pin: bool = False) -> None:
         self.n = max(1, int(workers))
         self.pin = pin
         self.config = config

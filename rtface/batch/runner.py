@@ -36,7 +36,7 @@ class BatchOptions:
     ray_address: str | None = None  # Ray: None = start a local instance (or $RAY_ADDRESS)
     progress: bool = True
     allow_incomplete: bool = False  # accept truncated / partly undecodable inputs ([source] allow_incomplete)
-    pin_cores: bool = True  # local backend: one core per worker when workers <= cores (rtface.batch.local)
+    pin_cores: bool = False  # local backend: one core per worker when workers <= cores (rtface.batch.local)
     stream: object = field(default=None, repr=False)  # where progress and the report go (default stderr)
 
 

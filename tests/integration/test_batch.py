@@ -217,9 +217,9 @@ def test_allow_incomplete_accepts_the_frames_of_a_truncated_input(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity API on this platform")
-def test_local_workers_each_run_on_their_own_core_unless_told_not_to(tmp_path):
+def test_pinned_local_workers_each_run_on_their_own_core(tmp_path):
     """Mechanism (rtface.batch.local): real worker processes; pinned, every thread of worker i runs on core i;
-    with pin=False (--no-pin) on every core the driver may use."""
+    with pin=False (the default) on every core the driver may use."""
     from rtface.batch.local import LocalBackend
 
     allowed = sorted(os.sched_getaffinity(0))
