@@ -60,11 +60,12 @@ def main() -> None:
                                            str(tmp / f"l{r}"), "--workers", str(workers), "--no-progress",
                                            "--config", "landmarks"]}
     sides["batch_pinned"] = lambda r: [sys.executable, "-m", "rtface", "batch", str(src), "--out",
-                                       str(tmp / f"u{r}"), "--workers", str(workers), "--no-progress", "--pin"]
+                                       str(tmp / f"p{r}"), "--workers", str(workers), "--no-progress", "--pin"]
     par = f"bare_x{workers}"
     sides[par] = lambda r: [sys.executable, "-c", PARALLEL, str(workers), sys.executable,
                             str(ROOT / "benchmarks" / "bare.py"), str(video)]
-    frames = {"bare": n, "batch": n * a.copies, "batch_pinned": n * a.copies, "batch_landmarks": n * a.copies, par: n * workers}
+    frames = {"bare": n, "batch": n * a.copies, "batch_pinned": n * a.copies, "batch_landmarks": n * a.copies,
+              par: n * workers}
     walls: dict[str, list[float]] = {}
     loads = []
     for r in range(a.rounds):
@@ -78,7 +79,7 @@ def main() -> None:
     out = {"video": str(video), "frames_per_input": n, "copies": a.copies, "workers": workers, "cores": os.cpu_count(),
            "rounds": a.rounds, "wall_s": walls, "fps": fps,
            "ratio_to_bare": {k: fps[k] / fps["bare"] for k in ("batch", "batch_landmarks", "batch_pinned", par)},
-           "ratio_to_parallel_bare": {k: fps[k] / fps[par] for k in ("batch", "batch_landmarks")},
+           "ratio_to_parallel_bare": {k: fps[k] / fps[par] for k in ("batch", "batch_landmarks", "batch_pinned")},
            "load_average_1min": {"min": min(loads), "max": max(loads)}}
     print(json.dumps({k: v for k, v in out.items() if k != "wall_s"}, indent=1))
     if a.json:

@@ -464,10 +464,11 @@ def main(argv: list[str] | None = None) -> int:
     london = args.shared / "faces" / "london"
 
     # held-out folds reuse the shipped basis, floors and approach gains, so their cache is keyed by the shipped
-    # data and the build script (a fold built against an earlier basis is not this model's fold)
-    key = hashlib.sha256(b"".join(p.read_bytes() for p in (
-        REPO / "rtface" / "data" / "face_model" / "face_model.npz", REPO / "rtface" / "data" / "au_basis" / "au_basis.npz",
-        REPO / "scripts" / "build_face_model.py"))).hexdigest()[:12]
+    # data and the build code (a fold built against an earlier basis is not this model's fold)
+    data = REPO / "rtface" / "data"
+    inputs = (data / "face_model" / "face_model.npz", data / "au_basis" / "au_basis.npz",
+              REPO / "scripts" / "build_face_model.py", *sorted((REPO / "scripts" / "face_model").glob("*.py")))
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()[:12]
 
     def loo_model(pid: str) -> str:
         out = tmp / "loo" / key / pid

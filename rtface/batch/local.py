@@ -45,7 +45,6 @@ class _Worker:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT,
                                      pass_fds=(w,), env=env, start_new_session=True)
         os.close(w)
-        self.core = core
         self.fd = r
         self.buf = b""
         self.job: str | None = None  # id of the job it runs
