@@ -22,6 +22,13 @@ displacement of the frame in cm, :class:`rtface.au.solve.ExpressionScorer`). Fra
 
 ``frames`` says how much the estimate rests on this person's own frames for the AU read-out:
 ``n * n / (n + au_prior_frames)``; 0 = population only.
+
+``rest_pose_deg`` ((3,) yaw, pitch, roll, deg; the head pose each frame was offered with, ``pose_deg``): the pose
+the estimate was learned at, as far as it has absorbed that pose: ``w`` x the mean pose of the rest frames
+(``w = n / (n + au_prior_frames)``). What the population's pose response gets wrong for this person at that pose
+is in the estimate, so what is left at the current pose grows with the pose's distance from it (the face model's
+pose residual is linear in the angle), not with its distance from frontal (the AU stage's pose floor,
+:mod:`rtface.au.pose_floor`). Zeros on the population mean and for a neutral of unknown pose (a saved file).
 Explicit neutrals (``set_explicit``: calibration, saved files) take precedence: they are used as they are
 (``frames`` = inf) and online updates stop until ``unlock``.
 
@@ -71,16 +78,22 @@ class PersonShape:
         self._new = 0
         self.neutral_cm = self._mean.copy()
         self.frames = 0.0
+        self.rest_pose_deg = np.zeros(3)
         self.locked = False
         self.samples_seen = 0
+        self._pose: deque[np.ndarray] = deque(maxlen=cap)
+        self._recent_pose: deque[np.ndarray] = deque(maxlen=max(1, int(recent)))
 
-    def remember(self, frontal_cm: np.ndarray) -> None:
-        """Keep the latest frames (every frame, locked or not) for 'calibrate neutral now'."""
+    def remember(self, frontal_cm: np.ndarray, pose_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
+        """Keep the latest frames (every frame, locked or not) and their head poses (deg) for 'calibrate neutral
+        now'."""
         self._recent.append(np.asarray(frontal_cm, dtype=np.float32).copy())
+        self._recent_pose.append(np.asarray(pose_deg, dtype=np.float64).reshape(3))
 
     def observe(self, t_media_s: float, frontal_cm: np.ndarray, score: float, yaw_deg: float,
-                pitch_deg: float) -> bool:
-        """Offer one frame; returns True when the estimate was recomputed."""
+                pitch_deg: float, roll_deg: float = 0.0, pose_deg: tuple[float, float, float] | None = None) -> bool:
+        """Offer one frame (shape pose in deg; ``pose_deg``: the pose ``rest_pose_deg`` is kept in, default the
+        shape pose); returns True when the estimate was recomputed."""
         if self.locked or not math.isfinite(score):
             return False
         if abs(yaw_deg) > self.p.max_angle_deg or abs(pitch_deg) > self.p.max_angle_deg:
@@ -92,12 +105,15 @@ class PersonShape:
         self._last_t = t_media_s
         self._t.append(t_media_s)
         self._shape.append(np.asarray(frontal_cm, dtype=np.float32).copy())
+        self._pose.append(np.array([yaw_deg, pitch_deg, roll_deg] if pose_deg is None else pose_deg,
+                                   dtype=np.float64))
         self._score.append(float(score) + self.p.pose_penalty * (abs(yaw_deg) + abs(pitch_deg)))
         self.samples_seen += 1
         self._new += 1
         while self._t and t_media_s - self._t[0] > self.p.window_s:
             self._t.popleft()
             self._shape.popleft()
+            self._pose.popleft()
             self._score.popleft()
         if self._new >= self.p.update_every or self.frames == 0.0:
             self._update()
@@ -122,11 +138,14 @@ class PersonShape:
             shift = shift - (1.0 - w) * self._au_part(shift)
         self.neutral_cm = self._mean + shift
         self.frames = float(n * w)
+        self.rest_pose_deg = w * np.mean([self._pose[i] for i in pick], axis=0)
 
-    def set_explicit(self, neutral_cm: np.ndarray) -> None:
-        """Use this neutral as it is (calibration or a saved file) and stop online updates."""
+    def set_explicit(self, neutral_cm: np.ndarray, pose_deg: np.ndarray | None = None) -> None:
+        """Use this neutral as it is (calibration or a saved file) and stop online updates; ``pose_deg``: the
+        (mean) head pose it was taken at (None = unknown: treated as frontal)."""
         self.neutral_cm = np.asarray(neutral_cm, dtype=np.float64).copy()
         self.frames = math.inf
+        self.rest_pose_deg = np.zeros(3) if pose_deg is None else np.asarray(pose_deg, dtype=np.float64).reshape(3)
         self.locked = True
 
     def unlock(self) -> None:
@@ -137,12 +156,19 @@ class PersonShape:
     def reset(self) -> None:
         self._t.clear()
         self._shape.clear()
+        self._pose.clear()
         self._score.clear()
         self._last_t = -math.inf
         self._new = 0
         self.neutral_cm = self._mean.copy()
         self.frames = 0.0
+        self.rest_pose_deg = np.zeros(3)
         self.locked = False
+
+    def recent_pose(self, n: int) -> np.ndarray:
+        """(3,) mean head pose (deg) of the last n frames given to :meth:`remember` (zeros if none)."""
+        poses = list(self._recent_pose)[-n:]
+        return np.mean(poses, axis=0) if poses else np.zeros(3)
 
     def recent_frontal(self, n: int) -> list[np.ndarray]:
         """The last n frames given to :meth:`remember` (for 'calibrate neutral now')."""

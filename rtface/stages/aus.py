@@ -14,7 +14,9 @@ deviations of what, besides expression, moves that AU's estimate (a soft thresho
   still left after ``face.shape_frames`` rest frames of this person (:class:`rtface.facemodel.identity.
   IdentityPosterior`): wide on a single photo, shrinking as the canonical stage refines the person's shape, zero
   with an explicit neutral;
-- the head pose: what the face model's pose response leaves unexplained, growing with |yaw|, |pitch|, |roll|;
+- the head pose: what the face model's pose response leaves unexplained, growing with |yaw|, |pitch|, |roll|; in a
+  sequence, while the head holds still, with the distance from the pose the person's neutral was learned at
+  (``rest_pose_floor``, :mod:`rtface.au.pose_floor`: a face held turned towards a bedside camera);
 - MediaPipe's landmark jitter (``noise_path``, ``rtface/data/au_basis/noise.json``), x (1 + 1/n) in variance while
   the person's neutral rests on n frames (the neutral carries jitter too);
 - in a sequence, the face moving towards the camera: MediaPipe's tracked landmarks lag a face that grows in the
@@ -63,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from rtface.au.pose_floor import floor_pose, steady_share, turning_speed
 from rtface.au.presence import PresenceTracker
 from rtface.au.session import SessionAccumulator
 from rtface.au.solve import AUSolver, NoiseModel, landmark_weights, load_noise_model
@@ -72,7 +75,8 @@ from rtface.graph.stage import Stage, register_stage
 from rtface.records import FrameResult
 
 N_COORDS = 478 * 3
-_FORGET_AFTER_S = 10.0  # drop warm-start / presence state of a face id unseen for this much media time
+_FORGET_AFTER_S = 10.0
+_POSE_UNIT_AMP = 0.25  # the pose floor's unit is simulated at this scale and divided by it (module doc of FloorModel)  # drop warm-start / presence state of a face id unseen for this much media time
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class AUParams:
     approach_tau_s: float = 0.15  # low-pass time constant of the approach rate, s of media time
     au06_smile_prior: float = 0.8  # AU06 per AU12 expected where AU06 cannot be measured (module doc; the basis'
     # AU06 unit: the smile it was made from reads AU06 = 0.8 x AU12); 0 = off
+    rest_pose_floor: bool = True  # sequences: while the head holds still, the pose floor counts from the pose the
+    # person's neutral was learned at, not from frontal (rtface.au.pose_floor); false = always from frontal
     marginal_readout: bool = True  # per AU, the identity-marginalised read-out where it detects better (module
     # doc; needs a face model that has it)
 
@@ -140,7 +146,10 @@ class FloorModel:
       scaled by its own angle: nodding leaves more than turning).
 
     Jitter and pose parts are Monte Carlo through the solver itself (non-negativity included), ``n_samples`` faces,
-    seeded, simulated once each (the read-out scales exactly with their amplitude); levels (quantised frames x pose
+    seeded, simulated once each (the read-out scales exactly with their amplitude while the solver's 0-5 bound does
+    not bind, so the pose unit is simulated at ``_POSE_UNIT_AMP`` of its amplitude and divided by it: simulated at
+    full amplitude, AU05's, AU07's and AU17's 90 % quantile was clipped to 5 and their floors at smaller angles came
+    out too low); levels (quantised frames x pose
     scale in steps of 0.1) are combined on first use and cached; each simulated part is also cached on disk
     (:mod:`rtface.au.floor_cache`), so later runs skip the solves.
     Without a measured single-frame floor the identity part is Monte Carlo from the identity prior too.
@@ -229,11 +238,11 @@ class FloorModel:
         """The pose floor at scale 1: of the combined residual (``axis`` None) or of one axis' residual."""
         if axis is None or self._axis_f is None:
             if self._pose1 is None:
-                self._pose1 = self._simulate(pose=1.0)
+                self._pose1 = self._simulate(pose=_POSE_UNIT_AMP) / _POSE_UNIT_AMP
             return self._pose1
         got = self._axis1[axis]
         if got is None:
-            got = self._axis1[axis] = self._simulate(pose=1.0, axis=axis)
+            got = self._axis1[axis] = self._simulate(pose=_POSE_UNIT_AMP, axis=axis) / _POSE_UNIT_AMP
         return got
 
     def _simulate(self, jitter: float = 0.0, pose: float = 0.0, identity_frames: float | None = None,
@@ -333,6 +342,7 @@ class AUStage(Stage):
         self._prev: dict[int, np.ndarray] = {}  # face_id -> raw activations of its last solve
         self._last_seen: dict[int, float] = {}  # face_id -> media time last seen, s
         self._approach: dict[int, tuple[float, float, float]] = {}  # face_id -> (t s, ln tz, low-passed rate 1/s)
+        self._turn: dict[int, tuple[float, tuple[float, float, float], float]] = {}  # face_id -> (t, pose, deg/s)
         self._approach_gain = np.zeros(0)  # (K,) FACS per 1/s (face model x approach_floor_scale)
         self._approach_on = False  # any approach gain > 0
         self.names: tuple[str, ...] = ()
@@ -453,8 +463,13 @@ class AUStage(Stage):
                 continue
             pose = face.pose
             yaw, pitch, roll = (pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose is not None else (0.0, 0.0, 0.0)
-            frames = float(face.shape_frames)
             rate = self._approach_rate(fid, t_s, pose.tz_cm) if not still and pose is not None else 0.0
+            rest = face.extras.get("rest_pose_deg") if not still and self.params.rest_pose_floor else None
+            if rest is not None:  # the pose floor counts from the pose the person's neutral was learned at
+                speed = turning_speed(self._turn.get(fid), t_s, (yaw, pitch, roll))
+                self._turn[fid] = (t_s, (yaw, pitch, roll), speed)
+                yaw, pitch, roll = floor_pose((yaw, pitch, roll), rest, steady_share(speed, rate))
+            frames = float(face.shape_frames)
             act = self._solver.solve_activations(cc, self._template, None if still else self._prev.get(fid))
             floor, mfloor, use_m = self._floor_pair(frames, yaw, pitch, roll, rate, still)
             reading = act * self._solver.unit_to_facs - floor
@@ -522,6 +537,7 @@ class AUStage(Stage):
             del self._last_seen[f]
             self._prev.pop(f, None)
             self._approach.pop(f, None)
+            self._turn.pop(f, None)
             if self._presence is not None:
                 self._presence.forget(f)
 

@@ -116,6 +116,7 @@ class CanonicalStage(Stage):
         self._pending: set[int] = set()  # face ids collecting frames for a deferred calibration
         self._pending_all = False  # calibrate every face seen in the next frame
         self._pending_frames: dict[int, list[np.ndarray]] = {}
+        self._pending_poses: dict[int, list[np.ndarray]] = {}
         self._intr_cache: tuple[tuple[int, int], Intrinsics] | None = None
         self._t_now = 0.0  # media time of the latest frame, s
         self._person_params = PersonParams(sample_every_s=p.sample_every_s, window_s=p.window_s,
@@ -236,27 +237,31 @@ class CanonicalStage(Stage):
         if person is None:
             person = self._persons[fid] = self._new_person()
         self._last_seen_s[fid] = t_s
-        person.remember(frontal)
-        if self._collect_calibration(fid, person, frontal):
-            return person.neutral_cm, person.frames
-        if not person.locked:
+        cam = (face.pose.yaw_deg, face.pose.pitch_deg, face.pose.roll_deg)  # the pose the AU floors are indexed by
+        person.remember(frontal, cam)
+        if not self._collect_calibration(fid, person, frontal, cam) and not person.locked:
             score = self._scorer.score(frontal - self._pop.mean_cm)
             face.extras["expression_score"] = score
-            yaw, pitch, _ = face.extras["shape_pose_deg"]
-            person.observe(t_s, frontal, score, yaw, pitch)
+            person.observe(t_s, frontal, score, *face.extras["shape_pose_deg"], pose_deg=cam)
+        face.extras["rest_pose_deg"] = tuple(float(v) for v in person.rest_pose_deg)
         return person.neutral_cm, person.frames
 
-    def _collect_calibration(self, fid: int, person: PersonShape, frontal: np.ndarray) -> bool:
-        """Collect frames for a pending calibration; True when this frame completed one."""
+    def _collect_calibration(self, fid: int, person: PersonShape, frontal: np.ndarray,
+                             pose_deg: tuple[float, float, float]) -> bool:
+        """Collect frames (and their camera poses, deg) for a pending calibration; True when this frame completed
+        one."""
         if self._pending_all:
             self._pending.add(fid)
         if fid not in self._pending:
             return False
         frames = self._pending_frames.setdefault(fid, [])
         frames.append(frontal.copy())
+        poses = self._pending_poses.setdefault(fid, [])
+        poses.append(np.asarray(pose_deg, dtype=np.float64))
         if len(frames) >= self.params.calibrate_frames:
-            person.set_explicit(median0(np.stack(frames)))
+            person.set_explicit(median0(np.stack(frames)), np.mean(poses, axis=0))
             del self._pending_frames[fid]
+            self._pending_poses.pop(fid, None)
             self._pending.discard(fid)
             return True
         return False
@@ -267,6 +272,7 @@ class CanonicalStage(Stage):
             self._persons.pop(fid, None)
             self._last_seen_s.pop(fid, None)
             self._pending_frames.pop(fid, None)
+            self._pending_poses.pop(fid, None)
             self._pending.discard(fid)
 
     # ---- runner commands ---------------------------------------------------------------------------------------
@@ -286,11 +292,12 @@ class CanonicalStage(Stage):
                 person = self._persons.get(fid)
                 recent = person.recent_frontal(need) if person is not None else []
                 if use_recent and len(recent) >= need:
-                    person.set_explicit(median0(np.stack(recent)))
+                    person.set_explicit(median0(np.stack(recent)), person.recent_pose(need))
                     done.append(fid)
                 else:
                     self._pending.add(fid)
                     self._pending_frames.pop(fid, None)
+                    self._pending_poses.pop(fid, None)
             if not ids:
                 self._pending_all = True  # nobody tracked yet: calibrate whoever shows up next
         return done
@@ -307,13 +314,14 @@ class CanonicalStage(Stage):
         if self._pop is None:
             raise StageError(f"stage '{self.name}': set_neutral_from_faces needs the face model (open() first, "
                              f"neutral_mode not 'none')")
-        shapes = []
+        shapes, poses = [], []
         for f in faces:
             if f.pose is None or f.posefree_cm is None:
                 raise StageError(f"stage '{self.name}': set_neutral_from_faces: face {f.face_id} was not processed")
             yaw, pitch, roll = f.extras.get("shape_pose_deg", (f.pose.yaw_deg, f.pose.pitch_deg, f.pose.roll_deg))
             shapes.append(np.asarray(f.posefree_cm, dtype=np.float64) - self._pop.pose_offset(
                 yaw, pitch, roll, eye_corner_distance_px(f.landmarks_px)))
+            poses.append((f.pose.yaw_deg, f.pose.pitch_deg, f.pose.roll_deg))
         if not shapes:
             raise StageError(f"stage '{self.name}': set_neutral_from_faces: no faces for face {face_id}")
         neutral = median0(np.stack(shapes))
@@ -323,7 +331,7 @@ class CanonicalStage(Stage):
             if person is None:
                 person = self._persons[fid] = self._new_person()
                 self._last_seen_s[fid] = self._t_now
-            person.set_explicit(neutral)
+            person.set_explicit(neutral, np.mean(poses, axis=0))
         return neutral
 
     def save_neutral(self, face_id: int, path: str | Path, **metadata: str) -> Path:
