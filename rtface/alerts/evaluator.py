@@ -4,6 +4,11 @@ One :class:`Evaluator` holds a small state per (rule, key). ``step`` feeds one v
 :class:`Transition` when the condition has just held for ``onset_s`` (``"raise"``) or the clear condition for
 ``clear_s`` (``"clear"``); nothing else, so one event gives one transition, not one per frame. A key that gets no
 value for more than ``max_gap_s`` (face not detected) restarts its timers. Pure logic, processing thread.
+
+Inhibit on a windowed rule holds over the same window as the value: the condition counts as false while the inhibit
+holds now or held on at least half of the window's frames (``INHIBIT_SHARE``). A 5-s PSPI mean that a smile filled
+is not pain just because the smile ended a frame ago (measured: the sample video looped, neutral then a broad smile,
+raised `pain` at the loop's restart with the frame-by-frame inhibit).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from rtface.alerts.rules import OPS, RuleSpec
 from rtface.signals.window import TrailingWindow
 
 _NS = 1_000_000_000
+INHIBIT_SHARE = 0.5  # a windowed rule is inhibited while its inhibit held on at least this share of the window
 Key = tuple[str, int]  # (camera, face id; -1 for camera-wide rules)
 
 
@@ -35,6 +41,7 @@ class _State:
     active: bool = False
     cooldown_until: int = -(2**62)
     value: float = field(default=math.nan)
+    inhibit_window: TrailingWindow | None = None  # 1/0 per frame: the inhibit held (windowed rules)
 
 
 class Evaluator:
@@ -49,7 +56,8 @@ class Evaluator:
         st = self._states.get((rule.name, key))
         if st is None:
             win = TrailingWindow(int(rule.window_s * _NS)) if rule.window_s > 0 else None
-            st = self._states[(rule.name, key)] = _State(win)
+            inh = TrailingWindow(int(rule.window_s * _NS)) if win is not None and rule.inhibit else None
+            st = self._states[(rule.name, key)] = _State(win, inhibit_window=inh)
         return st
 
     def set_active(self, rule: RuleSpec, key: Key, active: bool) -> None:
@@ -69,7 +77,12 @@ class Evaluator:
             st.since = st.clear_since = None
             if st.window is not None:
                 st.window.clear()
+            if st.inhibit_window is not None:
+                st.inhibit_window.clear()
         st.last_t = t_ns
+        if st.inhibit_window is not None:
+            st.inhibit_window.add(t_ns, 1.0 if inhibited else 0.0)
+            inhibited = inhibited or st.inhibit_window.mean() >= INHIBIT_SHARE
         if st.window is not None and math.isfinite(value):
             st.window.add(t_ns, value)
             value = st.window.mean() if st.window.coverage_ns() >= st.window.window_ns - _NS // 20 else math.nan

@@ -48,6 +48,18 @@ def test_below_rules_and_inhibit():
     assert steps(p, [5, 5, 5], inhibited=[True, True, False]) == [(2, "raise")]
 
 
+def test_windowed_inhibit_holds_over_the_window():
+    """A windowed rule's inhibit counts over the same window: a mean that inhibited frames filled does not raise the
+    moment the inhibit ends (a smile's PSPI is not pain), only once fewer than half of the window's frames were
+    inhibited."""
+    p = RuleSpec("pain", "pspi", threshold=4.0, window_s=1.0, inhibit="emotion.happiness >= 0.5")
+    inh = [True] * 20 + [False] * 20
+    ev = steps(p, [5.0] * 40, inhibited=inh)
+    assert len(ev) == 1 and ev[0][1] == "raise" and 24 <= ev[0][0] <= 27  # about half a window after the inhibit
+    # ended (frame 20), not at once
+    assert steps(p, [5.0] * 40, inhibited=[True] * 3 + [False] * 37)[0][0] == 10  # a full window with few inhibited
+
+
 def test_window_waits_for_a_full_window_and_averages():
     r = RuleSpec("w", "s", threshold=1.0, window_s=1.0)
     assert steps(r, [3.0] * 3 + [0.0] * 30) == []  # 0.3 s at 3 in the first full second: mean 0.9 < 1
