@@ -18,7 +18,10 @@ shape removed, expression kept. The person's neutral:
 - ``none``: no face model (``canonical_cm = posefree_cm``).
 
 Frames are ranked for the person model by their population-level expression displacement
-(``extras["expression_score"]``, cm; :class:`rtface.au.solve.ExpressionScorer`).
+(``extras["expression_score"]``, cm; :class:`rtface.au.solve.ExpressionScorer`). ``extras["rest_pose_deg"]``
+(online and explicit neutrals of a tracked face): the head pose (camera yaw, pitch, roll, deg) the person's neutral
+was learned at, as far as it has absorbed it (:attr:`rtface.facemodel.person.PersonShape.rest_pose_deg`); the AU
+stage's pose floor counts from it while the head holds still.
 
 Camera: the head pose, translation and ``metric_cm`` are in camera coordinates from the pinhole model (fx/fy or
 vertical_fov_deg; OpenFace's convention). The face shape (``posefree_cm``) comes from ``projection``: weak
