@@ -11,12 +11,12 @@ camera should not keep the floors of a face turned 30 deg away from its neutral.
 Only while the head holds still. Measured (scripts/validate_aus.py, 2026-12-03): counting from the rest pose at all
 times raised the mean AU sum of rendered neutral faces moving through yaw +/-40 deg in 4 s from 0.62 to 1.02,
 pitch +/-25 deg from 1.99 to 2.45 and distance 36-70 cm from 1.81 to 2.41 (MediaPipe's landmarks lag a turning or
-approaching face; the floor of the absolute pose was covering that), so the share of the rest pose taken off falls from 1 to 0 as the low-passed turning
-speed goes from ``STEADY_DEG_S`` to ``TURNING_DEG_S`` or the approach rate from ``STEADY_RATE`` to
-``MOVING_RATE``. With the gate (and the pose floor's unit simulated below the solver's bound, FloorModel): moving
-faces 0.58 / 1.74 / 1.06 / 1.81 (turning / nodding / tilting / distance; before 0.62 / 1.99 / 1.12 / 1.81), held-back
-renders at their own pose AU07 full-weight 0.4 -> 2.0, AU24 0.0 -> 1.1. Pure functions; the AU stage keeps the
-per-face state.
+approaching face; the floor of the absolute pose was covering that), so the share of the rest pose taken off falls
+from 1 to 0 as the low-passed turning speed goes from ``STEADY_DEG_S`` to ``TURNING_DEG_S`` or the approach rate
+from ``STEADY_RATE`` to ``MOVING_RATE``. With the gate (and the pose floor's unit simulated below the solver's
+bound, FloorModel): moving faces 0.58 / 1.74 / 1.06 / 1.81 (turning / nodding / tilting / distance; before
+0.62 / 1.99 / 1.12 / 1.81), held-back renders at their own pose AU07 full-weight 0.4 -> 2.0, AU24 0.0 -> 1.1.
+Pure functions; the AU stage keeps the per-face state.
 """
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ class PersonShape:
         """``au_part``: callable (478, 3) -> (478, 3), the AU-explained part of a displacement (None: no split)."""
         self.p = params or PersonParams()
         self._au_part = au_part
-        self._recent: deque[np.ndarray] = deque(maxlen=max(1, int(recent)))
+        self._recent: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=max(1, int(recent)))  # (frontal, pose)
         self._mean = np.asarray(mean_cm, dtype=np.float64)
         self._post = posterior
         cap = int(math.ceil(self.p.window_s / max(self.p.sample_every_s, 1e-3))) + 1
@@ -82,13 +82,12 @@ class PersonShape:
         self.locked = False
         self.samples_seen = 0
         self._pose: deque[np.ndarray] = deque(maxlen=cap)
-        self._recent_pose: deque[np.ndarray] = deque(maxlen=max(1, int(recent)))
 
     def remember(self, frontal_cm: np.ndarray, pose_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
         """Keep the latest frames (every frame, locked or not) and their head poses (deg) for 'calibrate neutral
         now'."""
-        self._recent.append(np.asarray(frontal_cm, dtype=np.float32).copy())
-        self._recent_pose.append(np.asarray(pose_deg, dtype=np.float64).reshape(3))
+        self._recent.append((np.asarray(frontal_cm, dtype=np.float32).copy(),
+                             np.asarray(pose_deg, dtype=np.float64).reshape(3)))
 
     def observe(self, t_media_s: float, frontal_cm: np.ndarray, score: float, yaw_deg: float,
                 pitch_deg: float, roll_deg: float = 0.0, pose_deg: tuple[float, float, float] | None = None) -> bool:
@@ -167,9 +166,9 @@ class PersonShape:
 
     def recent_pose(self, n: int) -> np.ndarray:
         """(3,) mean head pose (deg) of the last n frames given to :meth:`remember` (zeros if none)."""
-        poses = list(self._recent_pose)[-n:]
+        poses = [p for _, p in list(self._recent)[-n:]]
         return np.mean(poses, axis=0) if poses else np.zeros(3)
 
     def recent_frontal(self, n: int) -> list[np.ndarray]:
         """The last n frames given to :meth:`remember` (for 'calibrate neutral now')."""
-        return [s.astype(np.float64) for s in list(self._recent)[-n:]]
+        return [f.astype(np.float64) for f, _ in list(self._recent)[-n:]]

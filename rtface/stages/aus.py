@@ -75,8 +75,8 @@ from rtface.graph.stage import Stage, register_stage
 from rtface.records import FrameResult
 
 N_COORDS = 478 * 3
-_FORGET_AFTER_S = 10.0
-_POSE_UNIT_AMP = 0.25  # the pose floor's unit is simulated at this scale and divided by it (module doc of FloorModel)  # drop warm-start / presence state of a face id unseen for this much media time
+_FORGET_AFTER_S = 10.0  # drop warm-start / presence state of a face id unseen for this much media time
+_POSE_UNIT_AMP = 0.25  # the pose floor's unit is simulated at this scale and divided by it (FloorModel doc)
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,7 @@ class CanonicalStage(Stage):
         self._last_seen_s: dict[int, float] = {}
         self._pending: set[int] = set()  # face ids collecting frames for a deferred calibration
         self._pending_all = False  # calibrate every face seen in the next frame
-        self._pending_frames: dict[int, list[np.ndarray]] = {}
-        self._pending_poses: dict[int, list[np.ndarray]] = {}
+        self._pending_frames: dict[int, list[tuple[np.ndarray, tuple[float, float, float]]]] = {}  # (frontal, pose)
         self._intr_cache: tuple[tuple[int, int], Intrinsics] | None = None
         self._t_now = 0.0  # media time of the latest frame, s
         self._person_params = PersonParams(sample_every_s=p.sample_every_s, window_s=p.window_s,
@@ -258,13 +257,10 @@ class CanonicalStage(Stage):
         if fid not in self._pending:
             return False
         frames = self._pending_frames.setdefault(fid, [])
-        frames.append(frontal.copy())
-        poses = self._pending_poses.setdefault(fid, [])
-        poses.append(np.asarray(pose_deg, dtype=np.float64))
+        frames.append((frontal.copy(), pose_deg))
         if len(frames) >= self.params.calibrate_frames:
-            person.set_explicit(median0(np.stack(frames)), np.mean(poses, axis=0))
+            person.set_explicit(median0(np.stack([f for f, _ in frames])), np.mean([p for _, p in frames], axis=0))
             del self._pending_frames[fid]
-            self._pending_poses.pop(fid, None)
             self._pending.discard(fid)
             return True
         return False
@@ -275,7 +271,6 @@ class CanonicalStage(Stage):
             self._persons.pop(fid, None)
             self._last_seen_s.pop(fid, None)
             self._pending_frames.pop(fid, None)
-            self._pending_poses.pop(fid, None)
             self._pending.discard(fid)
 
     # ---- runner commands ---------------------------------------------------------------------------------------
@@ -300,7 +295,6 @@ class CanonicalStage(Stage):
                 else:
                     self._pending.add(fid)
                     self._pending_frames.pop(fid, None)
-                    self._pending_poses.pop(fid, None)
             if not ids:
                 self._pending_all = True  # nobody tracked yet: calibrate whoever shows up next
         return done
