@@ -28,7 +28,8 @@ the estimate was learned at, as far as it has absorbed that pose: ``w`` x the me
 (``w = n / (n + au_prior_frames)``). What the population's pose response gets wrong for this person at that pose
 is in the estimate, so what is left at the current pose grows with the pose's distance from it (the face model's
 pose residual is linear in the angle), not with its distance from frontal (the AU stage's pose floor,
-:mod:`rtface.au.pose_floor`). Zeros on the population mean and for a neutral of unknown pose (a saved file).
+:mod:`rtface.au.pose_floor`). Zeros on the population mean and for a neutral of unknown pose (a file saved
+without one; files saved by this version carry it).
 Explicit neutrals (``set_explicit``: calibration, saved files) take precedence: they are used as they are
 (``frames`` = inf) and online updates stop until ``unlock``.
 

@@ -4,7 +4,9 @@ Canonicalized landmarks = canonical template + (pose-free - person's neutral): p
 expression kept (``canonicalize``). The per-person neutral itself is estimated by :mod:`rtface.facemodel.person`
 (population prior refined from a sequence's rest frames); this module reads and writes neutral files
 (``save_neutral`` / ``load_neutral``: ``neutral_cm`` (478, 3) float64, ``format_version``, ``n_frames``, ``created``,
-string metadata) and has ``median0``, a fast per-landmark median.
+optional ``rest_pose_deg`` (3,) float64: the camera head pose yaw, pitch, roll in deg the neutral was learned at, so a
+neutral taken at a bedside angle keeps its pose floors after a reload; files without it count as frontal; string
+metadata) and has ``median0``, a fast per-landmark median.
 
 Pure functions; any thread.
 """
@@ -46,14 +48,21 @@ def _check_shape(arr: np.ndarray, what: str) -> np.ndarray:
     return a
 
 
-def save_neutral(path: str | Path, neutral_cm: np.ndarray, n_frames: int, **metadata: str) -> Path:
-    """Write a neutral .npz: neutral_cm (478, 3) float64, format_version, n_frames, created (ISO UTC) and any string
-    metadata given (e.g. person="P01"). Returns the path written."""
+def save_neutral(path: str | Path, neutral_cm: np.ndarray, n_frames: int, *,
+                 rest_pose_deg: np.ndarray | tuple[float, float, float] | None = None, **metadata: str) -> Path:
+    """Write a neutral .npz: neutral_cm (478, 3) float64, format_version, n_frames, created (ISO UTC), the pose it
+    was learned at (``rest_pose_deg``, deg; omitted = unknown) and any string metadata given (e.g. person="P01").
+    Returns the path written."""
     p = Path(path)
     if p.suffix != ".npz":
         p = p.with_name(p.name + ".npz")
     arr = _check_shape(neutral_cm, f"save neutral {p}")
     extra = {f"meta_{k}": np.array(str(v)) for k, v in metadata.items()}
+    if rest_pose_deg is not None:
+        pose = np.asarray(rest_pose_deg, dtype=np.float64).reshape(-1)
+        if pose.shape != (3,) or not np.isfinite(pose).all():
+            raise DataError(f"save neutral {p}: rest_pose_deg must be 3 finite angles (deg), got {rest_pose_deg!r}")
+        extra["rest_pose_deg"] = pose
     p.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         p, neutral_cm=arr, format_version=np.array(NEUTRAL_FORMAT_VERSION), n_frames=np.array(int(n_frames)),
@@ -63,7 +72,8 @@ def save_neutral(path: str | Path, neutral_cm: np.ndarray, n_frames: int, **meta
 
 
 def load_neutral(path: str | Path) -> tuple[np.ndarray, dict[str, object]]:
-    """Read a neutral .npz -> (neutral (478, 3) float64, metadata dict). Raises DataError naming the file/field."""
+    """Read a neutral .npz -> (neutral (478, 3) float64, metadata dict; ``meta["rest_pose_deg"]`` = (yaw, pitch,
+    roll) deg when the file has it). Raises DataError naming the file/field."""
     p = Path(path)
     try:
         with np.load(p, allow_pickle=False) as z:
@@ -78,6 +88,11 @@ def load_neutral(path: str | Path) -> tuple[np.ndarray, dict[str, object]]:
                 "n_frames": int(z["n_frames"]) if "n_frames" in z.files else 1,
                 "created": str(z["created"]) if "created" in z.files else "",
             }
+            if "rest_pose_deg" in z.files:
+                pose = np.asarray(z["rest_pose_deg"], dtype=np.float64).reshape(-1)
+                if pose.shape != (3,) or not np.isfinite(pose).all():
+                    raise DataError(f"{p}: field 'rest_pose_deg' must be 3 finite angles (deg), got {pose.tolist()}")
+                meta["rest_pose_deg"] = tuple(float(v) for v in pose)
             for k in z.files:
                 if k.startswith("meta_"):
                     meta[k[5:]] = str(z[k])

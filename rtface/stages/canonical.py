@@ -114,6 +114,7 @@ class CanonicalStage(Stage):
         self._posterior: IdentityPosterior | None = None
         self._scorer: Any = None
         self._file_neutral: np.ndarray | None = None
+        self._file_pose: tuple[float, float, float] | None = None  # deg, the pose the neutral_file was taken at
         self._persons: dict[int, PersonShape] = {}
         self._last_seen_s: dict[int, float] = {}
         self._pending: set[int] = set()  # face ids collecting frames for a deferred calibration
@@ -142,8 +143,9 @@ class CanonicalStage(Stage):
 
             self._scorer = ExpressionScorer(load_au_basis(), self._template)
         if p.neutral_mode == "file":
-            neutral, _ = load_neutral(p.neutral_file)
+            neutral, meta = load_neutral(p.neutral_file)
             self._file_neutral = neutral
+            self._file_pose = meta.get("rest_pose_deg")  # type: ignore[assignment]
 
     def warmup(self) -> None:
         """Run metric 3D + Procrustes (and the scoring solve) once on the canonical face (compiles the kernels once
@@ -231,6 +233,8 @@ class CanonicalStage(Stage):
         if mode == "file":
             if self._file_neutral is None:
                 raise StageError(f"stage '{self.name}': open() was not called (neutral_file not loaded)")
+            if self._file_pose is not None:
+                face.extras["rest_pose_deg"] = self._file_pose
             return self._file_neutral, math.inf
         if mode == "population" or still:
             return self._pop.mean_cm, 0.0
@@ -338,12 +342,12 @@ class CanonicalStage(Stage):
             if person is None:
                 raise StageError(f"stage '{self.name}': save_neutral: no neutral for face {face_id}")
             n = person.frames
-            return save_neutral(path, person.neutral_cm, int(n) if math.isfinite(n) else 0, face_id=str(face_id),
-                                **metadata)
+            return save_neutral(path, person.neutral_cm, int(n) if math.isfinite(n) else 0,
+                                rest_pose_deg=person.rest_pose_deg, face_id=str(face_id), **metadata)
 
     def load_neutral(self, face_id: int, path: str | Path) -> dict[str, Any]:
-        """Use the neutral stored in ``path`` for face ``face_id`` (explicit: ready and locked). Returns its
-        metadata."""
+        """Use the neutral stored in ``path`` for face ``face_id`` (explicit: ready and locked; at the pose it was saved
+        with, frontal if the file does not say). Returns its metadata."""
         neutral, meta = load_neutral(path)
         with self._lock:
             fid = int(face_id)
@@ -354,5 +358,5 @@ class CanonicalStage(Stage):
                                      f"(neutral_mode 'online')")
                 person = self._persons[fid] = self._new_person()
                 self._last_seen_s[fid] = self._t_now
-            person.set_explicit(neutral)
+            person.set_explicit(neutral, meta.get("rest_pose_deg"))
             return meta

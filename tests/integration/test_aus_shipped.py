@@ -178,3 +178,45 @@ def test_face_held_turned_gets_floors_from_its_own_rest_pose(tmp_path) -> None:
     last = out[True]
     assert abs(last.pose.yaw_deg) > 20 and last.extras["rest_pose_deg"][0] * last.pose.yaw_deg > 0
     assert out[True].extras["au_floor"].sum() < out[False].extras["au_floor"].sum() - 5.0
+
+
+def test_saved_neutral_keeps_the_pose_it_was_learned_at(tmp_path) -> None:
+    """A neutral saved over the control command (``save_neutral``) from a session of a real face held at about 30
+    degrees of camera yaw and used in a second session (``neutral_mode = "file"``, a user config field) keeps the
+    pose it was learned at: the second session's floors count from it, lower than from the same neutral saved
+    without a pose (which counts as frontal; measured 2026-12-03: learned at 14.9 deg of yaw, floors summed over the
+    19 AUs 27.2 against 39.6). Engine with the packaged config, 30-frame sequences."""
+    import dataclasses
+
+    from rtface.geometry.neutral import load_neutral, save_neutral
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i in range(30):
+        shutil.copy(TURNED, seq / f"{i:03d}.jpg")
+
+    def config(**canonical):
+        cfg = with_overrides(load_config(), source={"spec": str(seq), "realtime": False, "images": "sequence"},
+                             publish={"enabled": False}, control={"enabled": False, "neutral_dir": str(tmp_path)})
+        return dataclasses.replace(cfg, stages=tuple(
+            dataclasses.replace(s, params=dataclasses.replace(s.params, publish_floor=True)) if s.kind == "aus" else
+            dataclasses.replace(s, params=dataclasses.replace(s.params, **canonical)) if s.kind == "canonical" else
+            s for s in cfg.stages))
+
+    with Engine(config()) as eng:
+        for r in eng.results():
+            if r.meta.index == 29:
+                saved = eng.handle_command({"cmd": "save_neutral", "face_id": r.faces[0].face_id, "name": "bed"})
+                learned = r.faces[0].extras["rest_pose_deg"]
+    neutral, meta = load_neutral(saved["path"])
+    assert abs(learned[0]) > 5 and meta["rest_pose_deg"] == pytest.approx(learned)
+    frontal = save_neutral(tmp_path / "frontal.npz", neutral, meta["n_frames"])  # same shape, pose unknown
+    last = {}
+    for name, path in (("saved", saved["path"]), ("no pose", str(frontal))):
+        with Engine(config(neutral_mode="file", neutral_file=path)) as eng:
+            faces = [r.faces[0] for r in eng.results() if r.faces]
+        assert len(faces) == 30
+        last[name] = faces[-1]
+    assert last["saved"].extras["rest_pose_deg"] == pytest.approx(learned)
+    assert "rest_pose_deg" not in last["no pose"].extras
+    assert last["saved"].extras["au_floor"].sum() < last["no pose"].extras["au_floor"].sum() - 1.0

@@ -157,6 +157,19 @@ def test_neutral_save_load(tmp_path) -> None:
     with pytest.raises(DataError):
         save_neutral(tmp_path / "short.npz", np.zeros((10, 3)), 1)
     np.testing.assert_allclose(canonicalize(neutral, back), MODEL.vertices_cm)
+    assert "rest_pose_deg" not in meta  # saved without a pose: unknown (counts as frontal)
+
+
+def test_neutral_file_keeps_its_rest_pose(tmp_path) -> None:
+    """Mechanism: a neutral saved with the pose it was learned at loads with that pose; a bad pose names the field."""
+    path = save_neutral(tmp_path / "bed", MODEL.vertices_cm, 40, rest_pose_deg=(18.0, -6.5, 2.0))
+    assert load_neutral(path)[1]["rest_pose_deg"] == (18.0, -6.5, 2.0)
+    with pytest.raises(DataError, match="rest_pose_deg"):
+        save_neutral(tmp_path / "nan", MODEL.vertices_cm, 1, rest_pose_deg=(0.0, float("nan"), 0.0))
+    bad = tmp_path / "badpose.npz"
+    np.savez(bad, neutral_cm=MODEL.vertices_cm, format_version=np.array(1), rest_pose_deg=np.zeros(2))
+    with pytest.raises(DataError, match="rest_pose_deg"):
+        load_neutral(bad)
 
 
 def _result(index: int, faces: list[tuple[int, np.ndarray]], still: bool = False, fps: float = 30.0) -> FrameResult:
@@ -233,6 +246,13 @@ def test_stage_modes_none_population_and_file(tmp_path) -> None:
     st.process(None, res)
     assert res.faces[0].neutral_ready and math.isinf(res.faces[0].shape_frames)
     np.testing.assert_allclose(res.faces[0].canonical_cm[:468], MODEL.vertices_cm[:468] + 0.5, atol=0.1)
+    assert "rest_pose_deg" not in res.faces[0].extras  # a file without a pose: the AU stage counts from frontal
+    path = save_neutral(tmp_path / "n2.npz", MODEL.vertices_cm - 0.5, 1, rest_pose_deg=(20.0, 0.0, 0.0))
+    st = CanonicalStage("c", CanonicalParams(neutral_mode="file", neutral_file=str(path), projection="perspective"))
+    st.open()
+    res = _result(0, [(0, lm)])
+    st.process(None, res)
+    assert res.faces[0].extras["rest_pose_deg"] == (20.0, 0.0, 0.0)
 
 
 def test_stage_calibrate_save_load(tmp_path) -> None:
@@ -256,10 +276,12 @@ def test_stage_calibrate_save_load(tmp_path) -> None:
     res = _result(80, [(7, smile_lm)])
     st.process(None, res)
     assert np.abs(res.faces[0].canonical_cm - MODEL.vertices_cm).max() < 1e-3
+    st.person_shape(7).rest_pose_deg = np.array([15.0, -5.0, 1.0])  # as if calibrated turned towards the camera
     path = st.save_neutral(7, tmp_path / "face7.npz")
     assert load_neutral(path)[1]["face_id"] == "7"
     st.load_neutral(9, path)
     assert st.person_shape(9).locked
+    np.testing.assert_allclose(st.person_shape(9).rest_pose_deg, [15.0, -5.0, 1.0])
     with pytest.raises(StageError):
         st.save_neutral(42, tmp_path / "none.npz")
     assert math.isfinite(res.faces[0].pose.tz_cm)
