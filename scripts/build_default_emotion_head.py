@@ -56,7 +56,7 @@ VIDEO = ROOT / "rtface" / "data" / "samples" / "single_face.mp4"
 TRAIN_PEOPLE = ("001", "005", "017", "034", "043", "064")
 TEST_PEOPLE = ("003", "008", "025", "038", "045", "087")
 OVERLAP_AUS = ("AU06", "AU09", "AU10", "AU14", "AU20")
-VERSION = "2.2.0"
+VERSION = "2.2.1"
 # Prior: a face that shows no readable expression is neutral. On a single photo most subtle expressions (and
 # unilateral contempt) read ~0 after the AU stage's identity floors, so with balanced classes the origin of the AU
 # space went to whichever class reads 0 most often (contempt). Neutral stills are as many as all expression stills.

@@ -4,7 +4,7 @@ MediaPipe -> canonical -> AU -> emotion, nothing forced), and the trainer's feat
 London Set (CC BY 4.0, tests/data/faces/london): 12 people, neutral NNN_03.jpg and smiling NNN_08.jpg, each photo
 measured on its own (an image folder is a set of stills by default). The head's build split these people into
 6 whose neutral faces carried the training data (001 005 017 034 043 064) and 6 kept for testing; the numbers
-measured with head 2.2.0 are in rtface/data/emotion/MODEL_CARD.md. Sample video (rtface/data/samples/
+measured with head 2.2.1 are in rtface/data/emotion/MODEL_CARD.md. Sample video (rtface/data/samples/
 single_face.mp4, neutral -> broad smile) as a sequence.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ def sample_engine() -> list[dict | None]:
 
 
 def test_london_stills_through_the_engine(london_engine) -> None:
-    """Measured with head 2.2.0: happiness on 8/12 smiles (3 read no AU12 on a single photo, 045's is called
+    """Measured with head 2.2.1: happiness on 8/12 smiles (3 read no AU12 on a single photo, 045's is called
     neutral), neutral on 10/12 neutral photos (008's reads AU04 3.5 and AU12 1.8: anger; 003's: contempt)."""
     smiles = [london_engine[f"{p}_smiling.jpg"]["top"] for p in PEOPLE]
     neutrals = [london_engine[f"{p}_neutral.jpg"]["top"] for p in PEOPLE]
@@ -98,7 +98,7 @@ def test_trainer_features_are_the_engine_aus(london_engine, sample_engine) -> No
 
 
 def test_sample_video_happiness_rises(sample_engine) -> None:
-    """Measured with head 2.2.0: mean P(happiness) 0.40 in the first second (the smile starts near frame 16), 0.97 in
+    """Measured with head 2.2.1: mean P(happiness) 0.40 in the first second (the smile starts near frame 16), 0.97 in
     the last second."""
     hap = [np.nan if r is None else r["happiness"] for r in sample_engine]
     assert len(hap) == 72

@@ -141,7 +141,7 @@ def test_shipped_default_head() -> None:
     st.open()
     assert st.names == ("neutral", "happiness", "sadness", "surprise", "fear", "anger", "disgust", "contempt")
     head = st.head
-    assert head.spec.kind == "au_intensity" and head.version == "2.2.0"
+    assert head.spec.kind == "au_intensity" and head.version == "2.2.1"
     names = head.spec.names
     proto = {"neutral": {}, "happiness": {"AU06": 3, "AU12": 3.5}, "surprise": {"AU01": 3, "AU02": 3, "AU26": 3},
              "sadness": {"AU01": 2.5, "AU04": 2, "AU15": 3}}
