@@ -10,6 +10,7 @@ backpressure so no frame is lost.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -27,6 +28,11 @@ from rtface.output.columns import TableLayout
 from rtface.records import FrameMeta, FrameResult
 
 log = logging.getLogger("rtface")
+
+
+def _call_all(fns: list[Callable[[], object]]) -> None:
+    for f in fns:
+        f()
 
 
 def resolve_source_spec(spec: str) -> str | int:
@@ -141,7 +147,12 @@ class Engine:
         # Python (rtface.kernels.jit: importing numba and loading its cache would cost more than they do)
         from rtface.kernels import jit
 
-        prepare = None if stills else jit.load
+        loads = [] if stills else [jit.load]
+        if cfg.output.path:  # pyarrow's import, off the processing thread's path (else it lands after the last frame)
+            from rtface.output.table_writer import preload
+
+            loads.append(functools.partial(preload, cfg.output.path))
+        prepare = functools.partial(_call_all, loads) if loads else None
         upstream: dict[str, tuple[str, ...]] = {}
         warm = None
         try:

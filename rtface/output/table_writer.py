@@ -70,6 +70,18 @@ def _arrow(a: np.ndarray):
     return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a.copy())])
 
 
+def preload(path: str | Path) -> None:
+    """Import what writing ``path`` needs (pyarrow and its Parquet or CSV module: 0.4-1 s), so that a helper thread
+    can do it while the landmark stage starts, instead of the processing thread at the first flush (at the end of
+    a short run, after the last frame)."""
+    import pyarrow  # noqa: F401
+
+    if Path(path).suffix.lower() == ".parquet":
+        import pyarrow.parquet  # noqa: F401
+    else:
+        import pyarrow.csv  # noqa: F401
+
+
 COMPACT_BATCH_ROWS = 1024  # rows per Parquet row group in the compact layout (about 8 MB of landmarks)
 LAYOUT_KEY = b"rtface.layout"  # Parquet key-value metadata: b"compact" | b"flat"
 
