@@ -11,6 +11,9 @@ on image or video files, nothing forced: no readiness flag, no hand-made neutral
 2. The neutral photos rotated in the image plane (+-10, +-20, +-30 deg), scaled 0.5x and 2x and shifted: AU sum.
 3. An opening smile: per person a 30 fps video of 40 frames of the smiling photo, then 80 frames of the neutral
    photo; the time after the switch until the neutral frames read an AU sum <= 1.0 for good.
+3b. A neutral photo as a session: per person a 30 fps, 5 s video of the neutral photo held still, and one in which
+   it is tilted in the image plane (0 -> +25 -> -25 -> 0 deg at 50 deg/s after 20 still frames, then 2 s still): mean
+   AU sum in the first second, seconds 1-3 and the last second, and the people whose last second reads <= 1.0.
 4. Rendered FACS morphs on faces and poses the build did not use (the hm_heldback render set, rendered to PNG;
    per face and pose a sequence: 15 frames of its neutral render, then each render for 3 frames): per AU, the
    median reading of the full-weight render and Pearson r between the rendered weight and the reading.
@@ -204,6 +207,43 @@ def opening_smile(london: Path, tmp: Path) -> dict:
                     "smile_AU12_first_10": au12(rows[:10]), "smile_AU12_last_10": au12(rows[30:40])}
     settle = [v["settled_after_s"] for v in out.values()]
     return {"max_settle_s": max(settle), "within_3s": sum(s <= 3.0 for s in settle), "people": out}
+
+
+NEUTRAL_VIDEO_S = 5.0
+
+
+def _ramp(a: float, b: float, speed_deg_s: float) -> list[float]:
+    return list(np.linspace(a, b, max(2, int(abs(b - a) / speed_deg_s * 30)) + 1)[1:])
+
+
+def neutral_videos(london: Path, tmp: Path) -> dict:
+    """3b: each London neutral photo played as a session, held still and tilting (module doc)."""
+    n = int(NEUTRAL_VIDEO_S * 30)
+    tilt = [0.0] * 20 + _ramp(0, 25, 50) + [25.0] * 5 + _ramp(25, -25, 50) + [-25.0] * 5 + _ramp(-25, 0, 50)
+    kinds = {"still": [0.0] * n, "tilting": tilt + [0.0] * (n - len(tilt))}
+    out: dict = {}
+    for kind, angles in kinds.items():
+        per = {}
+        for f in sorted((london / "neutral").glob("*.jpg")):
+            pid = f.name[:3]
+            video = tmp / f"neutral_{kind}_{pid}.mp4"
+            if not video.is_file():
+                img = cv2.resize(cv2.imread(str(f)), (640, 640))
+                part = video.with_suffix(".part.mp4")
+                wr = cv2.VideoWriter(str(part), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 640))
+                for a in angles:
+                    m = cv2.getRotationMatrix2D((320.0, 320.0), float(a), 1.0)
+                    wr.write(cv2.warpAffine(img, m, (640, 640), borderMode=cv2.BORDER_REPLICATE))
+                wr.release()
+                part.replace(video)
+            s = np.array([sum(r["face"]["au"].values()) if r["face"] else np.nan
+                          for r in engine_rows(str(video), images="sequence")])
+            per[pid] = [round(float(np.nanmean(x)), 2) for x in (s[:30], s[30:90], s[-30:])]
+        a = np.array(list(per.values()))
+        out[kind] = {"first_s": round(float(a[:, 0].mean()), 2), "s1_3": round(float(a[:, 1].mean()), 2),
+                     "last_s": round(float(a[:, 2].mean()), 2), "last_le_1": int((a[:, 2] <= 1.0).sum()),
+                     "people": per}
+    return out
 
 
 def heldback_renders(shared: Path, cache: Path, tmp: Path) -> dict:
@@ -483,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
            "pairs_1": pair_sequences(london, tmp, 1), "pairs_1_heldout": pair_sequences(london, tmp, 1, loo_model),
            "pairs_10": pair_sequences(london, tmp, 10), "pairs_10_heldout": pair_sequences(london, tmp, 10, loo_model),
            "transforms": transforms(london, tmp), "opening_smile": opening_smile(london, tmp),
-           "sample_video": sample_video()}
+           "neutral_videos": neutral_videos(london, tmp), "sample_video": sample_video()}
     if not args.skip_renders:
         res["heldback_renders"] = heldback_renders(args.shared, args.cache, tmp)
         res["warped_photos"] = warped_photos(args.shared, tmp)
@@ -539,6 +579,15 @@ def report(r: dict) -> str:
     L += ["", "The opening smile itself (it is what the person model sees first, so it fades as it is taken for "
           f"the rest face): median AU12 over its first 10 frames {med['smile_AU12_first_10']:.2f}, its last 10 "
           f"{med['smile_AU12_last_10']:.2f}, all 40 {med['smile_AU12_first_40']:.2f}."]
+    nv = r["neutral_videos"]
+    L += ["", f"## A neutral photo as a session ({NEUTRAL_VIDEO_S:.0f} s at 30 fps: held still, or tilted 0 -> 25 -> "
+          "-25 -> 0 deg at 50 deg/s after 20 still frames)", "",
+          "| video | mean AU sum, first second | seconds 1-3 | last second | people with the last second <= 1 | "
+          "largest last second |", "|---|---|---|---|---|---|"]
+    for kind, x in nv.items():
+        worst = max(x["people"].items(), key=lambda kv: kv[1][2])
+        L.append(f"| {kind} | {x['first_s']:.2f} | {x['s1_3']:.2f} | {x['last_s']:.2f} | "
+                 f"{x['last_le_1']}/{len(x['people'])} | {worst[1][2]:.2f} ({worst[0]}) |")
     s = r["sample_video"]
     L += ["", "## Sample video (neutral, then a broad smile)", "",
           f"AU12 {s['AU12_first_s']:.2f} in the first second, {s['AU12_last_s']:.2f} in the last (AU06 "

@@ -9,7 +9,8 @@ displacement of the frame in cm, :class:`rtface.au.solve.ExpressionScorer`). Fra
 1. rest frames = the ``keep_fraction`` lowest-scoring samples (at least ``min_keep``), without those scoring more
    than ``rest_margin`` above the lowest (so a short neutral stretch is not diluted by expressive frames; a pose
    penalty of
-   ``pose_penalty`` score points per degree of |yaw| + |pitch| prefers frontal frames). Ranking by the
+   ``pose_penalty`` score points per degree of |yaw| + |pitch| and ``roll_penalty`` per degree of |roll| prefers
+   frontal, upright frames). Ranking by the
    *population-level* score (not by distance to the current estimate) is what lets a session that opens with a
    smile converge to the real neutral as soon as neutral frames arrive;
 2. their mean ``r`` (relative to the population mean) is observed by n = ``frames_per_sample`` x count frames;
@@ -21,7 +22,9 @@ displacement of the frame in cm, :class:`rtface.au.solve.ExpressionScorer`). Fra
    reading (a session that opens with a smile keeps reading the smile until neutral frames arrive).
 
 ``frames`` says how much the estimate rests on this person's own frames for the AU read-out:
-``n * n / (n + au_prior_frames)``; 0 = population only.
+``n * n / (n + au_prior_frames)``; 0 = population only. ``au_share`` (0-1) = ``1 - w``: the share of the AU-shaped
+part of the person's rest offset the estimate has not taken, i.e. still reads as expression (1 on the population
+mean, 0 for an explicit neutral); the AU floors must cover it (rtface.stages.aus).
 
 ``rest_pose_deg`` ((3,) yaw, pitch, roll, deg; the head pose each frame was offered with, ``pose_deg``): the pose
 the estimate was learned at, as far as it has absorbed that pose: ``w`` x the mean pose of the rest frames
@@ -56,6 +59,9 @@ class PersonParams:
     update_every: int = 3  # recompute after this many new samples
     max_angle_deg: float = 45.0  # samples only while |yaw| and |pitch| (shape pose, deg) are within this
     pose_penalty: float = 0.003  # score cm per degree of |yaw| + |pitch|
+    roll_penalty: float = 0.009  # score cm per degree of |roll|: a real photo tilted in the image plane reads a
+    # slightly different shape (London neutral photos rolled +/-25 deg at 50 deg/s in a 5 s video: the last
+    # second's AU sum 1.33 with no roll penalty, 0.84 with 0.003, 0.29 with 0.009; /tmp probe, 2026-12-04)
     frames_per_sample: float = 1.0  # effective independent frames per kept sample (consecutive frames correlate)
     au_prior_frames: float = 3.0  # rest frames after which half of an AU-shaped rest offset is taken as shape
 
@@ -79,6 +85,7 @@ class PersonShape:
         self._new = 0
         self.neutral_cm = self._mean.copy()
         self.frames = 0.0
+        self.au_share = 1.0
         self.rest_pose_deg = np.zeros(3)
         self.locked = False
         self.samples_seen = 0
@@ -107,7 +114,8 @@ class PersonShape:
         self._shape.append(np.asarray(frontal_cm, dtype=np.float32).copy())
         self._pose.append(np.array([yaw_deg, pitch_deg, roll_deg] if pose_deg is None else pose_deg,
                                    dtype=np.float64))
-        self._score.append(float(score) + self.p.pose_penalty * (abs(yaw_deg) + abs(pitch_deg)))
+        self._score.append(float(score) + self.p.pose_penalty * (abs(yaw_deg) + abs(pitch_deg))
+                           + self.p.roll_penalty * abs(roll_deg))
         self.samples_seen += 1
         self._new += 1
         while self._t and t_media_s - self._t[0] > self.p.window_s:
@@ -138,6 +146,7 @@ class PersonShape:
             shift = shift - (1.0 - w) * self._au_part(shift)
         self.neutral_cm = self._mean + shift
         self.frames = float(n * w)
+        self.au_share = float(1.0 - w) if self._au_part is not None else 0.0
         self.rest_pose_deg = w * np.mean([self._pose[i] for i in pick], axis=0)
 
     def set_explicit(self, neutral_cm: np.ndarray, pose_deg: np.ndarray | None = None) -> None:
@@ -145,6 +154,7 @@ class PersonShape:
         (mean) head pose it was taken at (None = unknown: treated as frontal)."""
         self.neutral_cm = np.asarray(neutral_cm, dtype=np.float64).copy()
         self.frames = math.inf
+        self.au_share = 0.0
         self.rest_pose_deg = np.zeros(3) if pose_deg is None else np.asarray(pose_deg, dtype=np.float64).reshape(3)
         self.locked = True
 
@@ -162,6 +172,7 @@ class PersonShape:
         self._new = 0
         self.neutral_cm = self._mean.copy()
         self.frames = 0.0
+        self.au_share = 1.0
         self.rest_pose_deg = np.zeros(3)
         self.locked = False
 

@@ -21,7 +21,9 @@ Frames are ranked for the person model by their population-level expression disp
 (``extras["expression_score"]``, cm; :class:`rtface.au.solve.ExpressionScorer`). ``extras["rest_pose_deg"]``
 (online and explicit neutrals of a tracked face): the head pose (camera yaw, pitch, roll, deg) the person's neutral
 was learned at, as far as it has absorbed it (:attr:`rtface.facemodel.person.PersonShape.rest_pose_deg`); the AU
-stage's pose floor counts from it while the head holds still.
+stage's pose floor counts from it while the head holds still. ``extras["neutral_au_share"]`` (0-1, same faces):
+the share of the AU-shaped part of the person's rest offset the neutral has not taken yet
+(:attr:`rtface.facemodel.person.PersonShape.au_share`), which the AU stage's floors cover.
 
 Camera: the head pose, translation and ``metric_cm`` are in camera coordinates from the pinhole model (fx/fy or
 vertical_fov_deg; OpenFace's convention). The face shape (``posefree_cm``) comes from ``projection``: weak
@@ -235,6 +237,7 @@ class CanonicalStage(Stage):
                 raise StageError(f"stage '{self.name}': open() was not called (neutral_file not loaded)")
             if self._file_pose is not None:
                 face.extras["rest_pose_deg"] = self._file_pose
+            face.extras["neutral_au_share"] = 0.0
             return self._file_neutral, math.inf
         if mode == "population" or still:
             return self._pop.mean_cm, 0.0
@@ -250,6 +253,7 @@ class CanonicalStage(Stage):
             face.extras["expression_score"] = score
             person.observe(t_s, frontal, score, *face.extras["shape_pose_deg"], pose_deg=cam)
         face.extras["rest_pose_deg"] = tuple(float(v) for v in person.rest_pose_deg)
+        face.extras["neutral_au_share"] = person.au_share
         return person.neutral_cm, person.frames
 
     def _collect_calibration(self, fid: int, person: PersonShape, frontal: np.ndarray,
