@@ -16,7 +16,9 @@ Outputs (``--out``, default rtface/data): ``face_model/face_model.npz`` (+ repor
    real_au06); unit_to_facs = 5 / the median activation a full-weight render of the AU gets;
 5. a report of what the renders held back (other faces, wider poses) read;
 6. the approach floor: what rendered neutral faces moving towards the camera read, per AU and unit approach rate,
-   through the Engine with the model just written (scripts/face_model/approach.py).
+   through the Engine with the model just written (scripts/face_model/approach.py);
+7. the turning floor: what rendered neutral faces turning, nodding and tilting read, per AU, axis and deg/s,
+   through the Engine with the model just written, approach floor included (scripts/face_model/turning.py).
 
 Usage: python scripts/build_face_model.py --shared ../shared/data --cache build/face_sets [--exclude 001]
 """
@@ -37,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from face_model import fit_aus as FA  # noqa: E402
 from face_model.approach import approach_floor_gain  # noqa: E402
+from face_model.turning import turn_floor_gain  # noqa: E402
 from face_model.fit_population import fit_population  # noqa: E402
 from face_model.geometry import posefree_batch  # noqa: E402
 from face_model import readout as RO  # noqa: E402
@@ -345,10 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-only", action="store_true", help="write only the face model (validation folds)")
     ap.add_argument("--readout-only", action="store_true",
                     help="recompute only the marginalised read-out fields of the existing face model in --out")
+    ap.add_argument("--turning-only", action="store_true",
+                    help="re-measure only the turning floor (step 7) of the existing face model in --out")
     args = ap.parse_args(argv)
     t0 = time.time()
     if args.readout_only:
         return update_readout(args)
+    if args.turning_only:
+        return update_turning(args, t0)
     from rtface.geometry.canonical_model import load_canonical_model
     canon = load_canonical_model()
     template, mirror_idx = np.asarray(canon.vertices_cm), canon.mirror_index
@@ -403,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         z["single_frame_floor"], z["floor_au_names"] = real_q, np.array(names_b)
         shipped_model = load_population_model()
         z["approach_floor_gain"] = shipped_model.approach_floor_for(tuple(names_b))
+        z["turn_floor_gain"] = shipped_model.turn_floor_for(tuple(names_b))
         shipped_marg = shipped_model.marginal_readout_for(tuple(names_b))
         if shipped_marg is not None:  # the render gains of the shipped model; this fold's own floor and sd
             z.update(RO.readout_fields(shipped, identity_factor(modes, scale), detail, frontal, None,
@@ -451,8 +459,28 @@ def main(argv: list[str] | None = None) -> int:
     z = dict(np.load(fm_dir / "face_model.npz"))
     z["approach_floor_gain"], z["meta_json"] = gain, np.array(json.dumps(meta))
     np.savez_compressed(fm_dir / "face_model.npz", **z)
-    print(f"approach floor gains (FACS per 1/s) {meta['approach_floor']['gain_facs_per_rate']}; wrote "
-          f"{fm_dir / 'face_model.npz'} in {time.time() - t0:.0f} s")
+    print(f"approach floor gains (FACS per 1/s) {meta['approach_floor']['gain_facs_per_rate']}")
+    return update_turning(args, t0)
+
+
+def update_turning(args, t0: float) -> int:
+    """Step 7 (and --turning-only): the turning-floor gains of the face model in ``args.out``, measured with it and
+    the AU basis beside it; everything else kept."""
+    fm = args.out / "face_model" / "face_model.npz"
+    basis_path = args.out / "au_basis" / "au_basis.npz"
+    z = dict(np.load(fm, allow_pickle=False))
+    z.pop("turn_floor_gain", None)  # measured without a turning floor (and turn_floor_scale 0)
+    np.savez_compressed(fm, **z)
+    from rtface.facemodel import population
+    population._cached.cache_clear()  # the Engine must read the file as written now (approach gains included)
+    meta = json.loads(str(z["meta_json"]))
+    names = [str(n) for n in z["floor_au_names"]]
+    gain, meta["turn_floor"] = turn_floor_gain(args.shared, args.cache, fm, basis_path, names)
+    z["turn_floor_gain"], z["meta_json"] = gain, np.array(json.dumps(meta))
+    np.savez_compressed(fm, **z)
+    top = {a: {n: v for n, v in sorted(r["gain_facs_per_deg_s"].items(), key=lambda kv: -kv[1])[:4]}
+           for a, r in meta["turn_floor"]["axes"].items()}
+    print(f"turning floor gains (FACS per deg/s, largest) {top}; wrote {fm} in {time.time() - t0:.0f} s")
     return 0
 
 

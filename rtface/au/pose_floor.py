@@ -16,7 +16,9 @@ from 1 to 0 as the low-passed turning speed goes from ``STEADY_DEG_S`` to ``TURN
 from ``STEADY_RATE`` to ``MOVING_RATE``. With the gate (and the pose floor's unit simulated below the solver's
 bound, FloorModel): moving faces 0.58 / 1.74 / 1.06 / 1.81 (turning / nodding / tilting / distance; before
 0.62 / 1.99 / 1.12 / 1.81), held-back renders at their own pose AU07 full-weight 0.4 -> 2.0, AU24 0.0 -> 1.1.
-Pure functions; the AU stage keeps the per-face state.
+The same low-passed rotation speeds scale the turning floor (the face model's ``turn_floor_gain``, measured by
+scripts/face_model/turning.py): MediaPipe's lag is largest where the pose floor is smallest, crossing frontal at
+full speed. Pure functions; the AU stage keeps the per-face state.
 """
 from __future__ import annotations
 
@@ -33,18 +35,20 @@ def _ramp(x: float, full: float, none: float) -> float:
     return min(1.0, max(0.0, (none - x) / (none - full)))
 
 
-def turning_speed(prev: tuple[float, tuple[float, float, float], float] | None, t_s: float,
-                  pose_deg: tuple[float, float, float]) -> float:
-    """Low-passed turning speed (deg/s, largest of |d yaw|, |d pitch|, |d roll| per s) after a frame at ``t_s`` with
-    ``pose_deg``, from the previous state ``(t s, pose deg, speed)`` (None: 0); a gap of more than 0.5 s keeps the
-    previous speed."""
+def turning_speeds(prev: tuple[float, tuple[float, float, float], tuple[float, float, float]] | None, t_s: float,
+                   pose_deg: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Low-passed rotation speed per axis (deg/s: |d yaw|, |d pitch|, |d roll| per s) after a frame at ``t_s`` with
+    ``pose_deg``, from the previous state ``(t s, pose deg, speeds)`` (None: zeros); a gap of more than 0.5 s keeps
+    the previous speeds. The largest is the turning speed of :func:`steady_share`; each is the speed the AU stage's
+    turning floor scales with (:mod:`rtface.stages.aus`)."""
     if prev is None:
-        return 0.0
+        return (0.0, 0.0, 0.0)
     dt = t_s - prev[0]
     if not 0.0 < dt <= 0.5:
         return prev[2]
-    v = max(abs(a - b) for a, b in zip(pose_deg, prev[1])) / dt
-    return prev[2] + (1.0 - math.exp(-dt / TURN_TAU_S)) * (v - prev[2])
+    a = 1.0 - math.exp(-dt / TURN_TAU_S)
+    return tuple(s + a * (abs(x - x0) / dt - s)  # type: ignore[return-value]
+                 for x, x0, s in zip(pose_deg, prev[1], prev[2]))
 
 
 def steady_share(speed_deg_s: float, approach_rate: float) -> float:

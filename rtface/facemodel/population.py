@@ -27,6 +27,10 @@ File ``rtface/data/face_model/face_model.npz`` (built by ``scripts/build_face_mo
   (1/s, minus the rate of change of the log distance to the camera): what a neutral face moving towards the camera
   reads (MediaPipe's tracked landmarks lag a face that grows in the frame), measured on rendered approaches of
   faces outside the validation (``scripts/face_model/approach.py``): the approach part of the AU floors.
+- ``turn_floor_gain`` (3, K) (optional; zeros if absent), same AU order, rows yaw / pitch / roll: per AU, FACS per
+  deg/s of rotation about that axis: what a neutral face rotating reads (MediaPipe's tracked landmarks lag a turning
+  head), measured on rendered rotations of faces outside the validation (``scripts/face_model/turning.py``): the
+  turning part of the AU floors.
 - ``marginal_sd_cm`` (scalar), ``marginal_single_frame_floor`` (K,) and ``readout_gain`` (2, K) (optional, same
   AU order; the identity-marginalised read-out of rtface.stages.aus is off without them): the residual sd (cm) with
   which the identity modes are integrated out of the AU read-out, that read-out's single-frame floor (as
@@ -73,6 +77,8 @@ class PopulationModel:
     # rate, order floor_au_names
     pose_residual_axis_factor: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, N_LANDMARKS, 3)))
     # (3, R, 478, 3) cm at 30 deg of yaw / pitch / roll; empty if the file has none
+    turn_floor_gain: np.ndarray = field(default_factory=lambda: np.zeros((3, 0)))  # (3, K) FACS per deg/s of
+    # yaw / pitch / roll, order floor_au_names
     marginal_sd_cm: float = 0.0  # residual sd of the identity-marginalised read-out (0 = the model has none)
     marginal_single_frame_floor: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) FACS
     readout_gain: np.ndarray = field(default_factory=lambda: np.zeros((2, 0)))  # (2, K) FACS: plain, marginalised
@@ -87,6 +93,17 @@ class PopulationModel:
         idx = {n: i for i, n in enumerate(self.floor_au_names)}
         g = self.approach_floor_gain
         return np.array([g[idx[n]] if n in idx and idx[n] < len(g) else 0.0 for n in names], dtype=np.float64)
+
+    def turn_floor_for(self, names: tuple[str, ...]) -> np.ndarray:
+        """(3, len(names)) the turning-floor gains (FACS per deg/s; rows yaw, pitch, roll) in the order of ``names``;
+        0 for an AU the model has none for."""
+        idx = {n: i for i, n in enumerate(self.floor_au_names)}
+        g = self.turn_floor_gain
+        out = np.zeros((3, len(names)))
+        for j, n in enumerate(names):
+            if n in idx and g.ndim == 2 and idx[n] < g.shape[1]:
+                out[:, j] = g[:, idx[n]]
+        return out
 
     def single_frame_floor_for(self, names: tuple[str, ...]) -> np.ndarray | None:
         """The measured single-frame floor in the order of ``names``, or None if the model has no value for one
@@ -173,6 +190,8 @@ def _read(path: Path) -> PopulationModel:
         floor = _get(z, "single_frame_floor", path, (len(floor_names),)) if floor_names else np.zeros(0)
         approach = (_get(z, "approach_floor_gain", path, (len(floor_names),))
                     if floor_names and "approach_floor_gain" in z.files else np.zeros(len(floor_names)))
+        turn = (_get(z, "turn_floor_gain", path, (3, len(floor_names)))
+                if floor_names and "turn_floor_gain" in z.files else np.zeros((3, len(floor_names))))
         marginal = {}
         if floor_names and "marginal_sd_cm" in z.files:
             k = len(floor_names)
@@ -196,14 +215,17 @@ def _read(path: Path) -> PopulationModel:
     approach = np.asarray(approach, dtype=np.float64)
     if (approach < 0).any():
         raise DataError(f"face model {path}: field 'approach_floor_gain' has negative values")
+    turn = np.asarray(turn, dtype=np.float64)
+    if not np.isfinite(turn).all() or (turn < 0).any():
+        raise DataError(f"face model {path}: field 'turn_floor_gain' must be finite and >= 0")
     for key in ("marginal_single_frame_floor", "readout_gain"):
         if key in marginal:
             marginal[key] = np.asarray(marginal[key], dtype=np.float64)
             marginal[key].setflags(write=False)
-    for v in (floor, approach):
+    for v in (floor, approach, turn):
         v.setflags(write=False)
     return PopulationModel(identity_scale=scale, single_frame_floor=floor, floor_au_names=floor_names, meta=meta,
-                           path=str(path), approach_floor_gain=approach, **out, **marginal)
+                           path=str(path), approach_floor_gain=approach, turn_floor_gain=turn, **out, **marginal)
 
 
 @lru_cache(maxsize=4)

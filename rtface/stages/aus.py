@@ -12,8 +12,12 @@ deviations of what, besides expression, moves that AU's estimate (a soft thresho
 
 - the person's face shape: the population's identity spread (face model, :mod:`rtface.facemodel.population`)
   still left after ``face.shape_frames`` rest frames of this person (:class:`rtface.facemodel.identity.
-  IdentityPosterior`): wide on a single photo, shrinking as the canonical stage refines the person's shape, zero
-  with an explicit neutral;
+  IdentityPosterior`), plus the AU-shaped part of the person's rest offset the canonical stage's neutral has not
+  taken yet (``extras["neutral_au_share"]`` s: a share s of the known part is still read as expression, so it
+  adds s^2 x the known share): wide on a single photo, shrinking as the canonical stage refines the person's shape,
+  zero with an explicit neutral. (Without the second term one rest frame pinned the identity to 2-14 % of its
+  variance while the neutral had taken half of its AU-shaped part: a real neutral photo played as a video read an AU
+  sum of 1.5 on average in its first 3 s, 3.6 for one person who reads 0 as a still);
 - the head pose: what the face model's pose response leaves unexplained, growing with |yaw|, |pitch|, |roll|; in a
   sequence, while the head holds still, with the distance from the pose the person's neutral was learned at
   (``rest_pose_floor``, :mod:`rtface.au.pose_floor`: a face held turned towards a bedside camera);
@@ -22,8 +26,12 @@ deviations of what, besides expression, moves that AU's estimate (a soft thresho
 - in a sequence, the face moving towards the camera: MediaPipe's tracked landmarks lag a face that grows in the
   frame and read as AU05/AU07 (and AU01, AU15 ...) on a neutral face; the face model's per-AU
   ``approach_floor_gain`` (FACS per 1/s) x the approach rate (1/s: minus the rate of change of ln distance, from
-  the head pose's ``tz_cm``, low-passed over ``approach_tau_s``), x ``approach_floor_scale``. Moving away, turning
-  and holding still add nothing.
+  the head pose's ``tz_cm``, low-passed over ``approach_tau_s``), x ``approach_floor_scale``. Moving away and
+  holding still add nothing;
+- in a sequence, the head rotating: the lag of MediaPipe's tracked landmarks behind a turning, nodding or tilting
+  head reads as AUs most where the pose floor is smallest (crossing frontal at full speed); the face model's per-AU
+  and per-axis ``turn_floor_gain`` (FACS per deg/s) x the low-passed rotation speed on that axis
+  (:func:`rtface.au.pose_floor.turning_speeds`), x ``turn_floor_scale``.
 
 Each is a covariance in landmark space propagated through the solver's linear read-out. Presence acts on the
 reading.
@@ -65,7 +73,7 @@ from typing import Any
 
 import numpy as np
 
-from rtface.au.pose_floor import floor_pose, steady_share, turning_speed
+from rtface.au.pose_floor import floor_pose, steady_share, turning_speeds
 from rtface.au.presence import PresenceTracker
 from rtface.au.session import SessionAccumulator
 from rtface.au.solve import AUSolver, NoiseModel, landmark_weights, load_noise_model
@@ -75,6 +83,11 @@ from rtface.graph.stage import Stage, register_stage
 from rtface.records import FrameResult
 
 N_COORDS = 478 * 3
+
+
+def _quantise_share(s: float) -> float:
+    """A share in [0, 1] rounded to steps of 0.05 (floor cache keys); non-finite or negative -> 0."""
+    return min(1.0, round(max(float(s), 0.0) * 20.0) / 20.0) if math.isfinite(s) else 0.0
 _FORGET_AFTER_S = 10.0  # drop warm-start / presence state of a face id unseen for this much media time
 _POSE_UNIT_AMP = 0.25  # the pose floor's unit is simulated at this scale and divided by it (FloorModel doc)
 
@@ -106,6 +119,8 @@ class AUParams:
     # extras["approach_rate"], 1/s)
     approach_floor_scale: float = 1.0  # x the face model's approach-floor gains (sequences; 0 = no approach floor)
     approach_tau_s: float = 0.15  # low-pass time constant of the approach rate, s of media time
+    turn_floor_scale: float = 1.0  # x the face model's turning-floor gains (sequences; 0 = no turning floor;
+    # with publish_floor, extras["turn_speed_deg_s"] = the low-passed yaw / pitch / roll speeds, deg/s)
     au06_smile_prior: float = 0.8  # AU06 per AU12 expected where AU06 cannot be measured (module doc; the basis'
     # AU06 unit: the smile it was made from reads AU06 = 0.8 x AU12); 0 = off
     rest_pose_floor: bool = True  # sequences: while the head holds still, the pose floor counts from the pose the
@@ -193,15 +208,24 @@ class FloorModel:
         comb = (round(float(self._pop.pose_residual_gain @ axes), 1),)
         return comb if self._axis_f is None else comb + tuple(round(float(v), 1) for v in axes)
 
-    def floors(self, frames: float, yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
-        """(K,) FACS floor for a face whose neutral rests on ``frames`` frames, at this pose."""
-        key = (quantise_frames(frames),) + self._scales(yaw_deg, pitch_deg, roll_deg)
+    def floors(self, frames: float, yaw_deg: float, pitch_deg: float, roll_deg: float,
+               au_share: float = 0.0) -> np.ndarray:
+        """(K,) FACS floor for a face whose neutral rests on ``frames`` frames and has not taken ``au_share`` (0-1)
+        of its AU-shaped rest offset, at this pose."""
+        key = (quantise_frames(frames), _quantise_share(au_share)) + self._scales(yaw_deg, pitch_deg, roll_deg)
         v = self._cache.get(key)
         if v is None:
-            v = self._cache[key] = self._combine(key[0], key[1:])
+            v = self._cache[key] = self._combine(key[0], key[2:], key[1])
         return v
 
-    def _combine(self, frames: float, pose_scales: tuple[float, ...]) -> np.ndarray:
+    def unknown_share(self, frames: float, au_share: float = 0.0) -> np.ndarray:
+        """(K,) share (0-1) of the identity variance along each AU's read-out that can still read as that AU: the
+        part the identity posterior has not pinned down, plus ``au_share``^2 x the part it has (module doc)."""
+        s = self.identity_share(frames)
+        r = _quantise_share(au_share)
+        return s if r == 0.0 else s + r * r * (1.0 - s)
+
+    def _combine(self, frames: float, pose_scales: tuple[float, ...], au_share: float = 0.0) -> np.ndarray:
         # the NNLS read-out is positively homogeneous (reading(c d) = c reading(d) for c > 0), so the jitter and pose
         # floors scale exactly with their amplitude: each is simulated once. Pose: the combined residual's part, or
         # (per AU) the per-axis residuals' parts in quadrature where that is larger
@@ -216,9 +240,10 @@ class FloorModel:
             total = total + np.maximum(pose_var, axis_var)
         if self._id is not None and not math.isinf(frames):
             if self._real is not None:
-                total = total + self._real ** 2 * self.identity_share(frames)
+                total = total + self._real ** 2 * self.unknown_share(frames, au_share)
             else:
-                total = total + self._simulate(identity_frames=frames) ** 2
+                sim = self._simulate(identity_frames=frames) ** 2
+                total = total + sim + au_share ** 2 * np.maximum(self._simulate(identity_frames=0.0) ** 2 - sim, 0)
         return np.minimum(np.sqrt(total), 5.0)
 
     def identity_share(self, frames: float) -> np.ndarray:
@@ -312,7 +337,8 @@ class AUStage(Stage):
         if p.floor_samples < 10:
             raise ConfigError(f"stage '{name}': field 'floor_samples' must be >= 10, got {p.floor_samples}")
         for f in ("ridge", "weight_contour", "weight_iris", "noise_z", "presence_on_s",
-                  "presence_off_s", "obs_sd_cm", "approach_floor_scale", "approach_tau_s", "au06_smile_prior"):
+                  "presence_off_s", "obs_sd_cm", "approach_floor_scale", "approach_tau_s", "au06_smile_prior",
+                  "turn_floor_scale"):
             v = getattr(p, f)
             if not (np.isfinite(v) and v >= 0):
                 raise ConfigError(f"stage '{name}': field '{f}' must be finite and >= 0, got {v}")
@@ -342,9 +368,12 @@ class AUStage(Stage):
         self._prev: dict[int, np.ndarray] = {}  # face_id -> raw activations of its last solve
         self._last_seen: dict[int, float] = {}  # face_id -> media time last seen, s
         self._approach: dict[int, tuple[float, float, float]] = {}  # face_id -> (t s, ln tz, low-passed rate 1/s)
-        self._turn: dict[int, tuple[float, tuple[float, float, float], float]] = {}  # face_id -> (t, pose, deg/s)
+        self._turn: dict[int, tuple[float, tuple[float, float, float], tuple[float, float, float]]] = {}
+        # face_id -> (t s, pose deg, low-passed yaw / pitch / roll speeds deg/s)
         self._approach_gain = np.zeros(0)  # (K,) FACS per 1/s (face model x approach_floor_scale)
         self._approach_on = False  # any approach gain > 0
+        self._turn_gain = np.zeros((3, 0))  # (3, K) FACS per deg/s of yaw / pitch / roll (face model x scale)
+        self._turn_on = False  # any turning gain > 0
         self.names: tuple[str, ...] = ()
         self.skipped_nonfinite = 0
         self.skipped_not_ready = 0
@@ -394,6 +423,9 @@ class AUStage(Stage):
         self._approach_gain = (population.approach_floor_for(self.names) * p.approach_floor_scale
                                if population is not None else np.zeros(len(self.names)))
         self._approach_on = bool(self._approach_gain.any())
+        self._turn_gain = (population.turn_floor_for(self.names) * p.turn_floor_scale
+                           if population is not None else np.zeros((3, len(self.names))))
+        self._turn_on = bool(self._turn_gain.any())
         self._k06 = self.names.index("AU06") if {"AU06", "AU12"} <= set(self.names) else -1
         self._k12 = self.names.index("AU12") if self._k06 >= 0 else -1
         self._template = template
@@ -404,6 +436,7 @@ class AUStage(Stage):
         self._prev.clear()
         self._last_seen.clear()
         self._approach.clear()
+        self._turn.clear()
 
     def close(self) -> None:
         """Nothing to release (the session results stay readable through ``summary``). Safe to call twice."""
@@ -421,25 +454,27 @@ class AUStage(Stage):
                     fm.floors(0.0, *pose)
 
     def floors_for(self, frames: float, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0,
-                   still: bool = False) -> np.ndarray:
+                   still: bool = False, au_share: float = 0.0) -> np.ndarray:
         """(K,) per-AU floor (FACS) the read-out subtracts for such a face, not moving (diagnostics, tools): per AU
-        that of the read-out chosen for it (the marginalised one only on stills)."""
+        that of the read-out chosen for it (the marginalised one only on stills); ``au_share``: the face's
+        ``extras["neutral_au_share"]``."""
         if self._solver is None:
             raise StageError(f"stage '{self.name}': floors_for() called before open()")
-        floor, mfloor, use_m = self._floor_pair(frames, yaw_deg, pitch_deg, roll_deg, 0.0, still)
+        floor, mfloor, use_m = self._floor_pair(frames, yaw_deg, pitch_deg, roll_deg, 0.0, still, au_share=au_share)
         return floor if use_m is None else np.where(use_m, mfloor, floor)
 
-    def _floor_pair(self, frames: float, yaw: float, pitch: float, roll: float, rate: float, still: bool
+    def _floor_pair(self, frames: float, yaw: float, pitch: float, roll: float, rate: float, still: bool,
+                    speeds: tuple[float, float, float] = (0.0, 0.0, 0.0), au_share: float = 0.0
                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(plain read-out's floor, marginalised read-out's floor or None, per AU whether the marginalised one is
         used or None): on a still, the read-out that detects better, i.e. the larger full-weight reading per unit of
         floor; in a sequence the plain one."""
         if self._floors is None:
             return np.zeros(len(self.names)), None, None
-        floor = self._with_approach(self._floors.floors(frames, yaw, pitch, roll), rate)
+        floor = self._with_motion(self._floors.floors(frames, yaw, pitch, roll, au_share), rate, speeds)
         if self._mfloors is None or not still:
             return floor, None, None
-        mfloor = self._with_approach(self._mfloors.floors(frames, yaw, pitch, roll), rate)
+        mfloor = self._with_motion(self._mfloors.floors(frames, yaw, pitch, roll, au_share), rate, speeds)
         return floor, mfloor, self._gain[1] * floor > self._gain[0] * mfloor
 
     def process(self, image: np.ndarray, result: FrameResult) -> None:
@@ -465,20 +500,23 @@ class AUStage(Stage):
             yaw, pitch, roll = (pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose is not None else (0.0, 0.0, 0.0)
             rate = self._approach_rate(fid, t_s, pose.tz_cm) if not still and pose is not None else 0.0
             rest = face.extras.get("rest_pose_deg") if not still and self.params.rest_pose_floor else None
+            speeds = (0.0, 0.0, 0.0)
+            if not still and pose is not None and (rest is not None or self._turn_on or self.params.publish_floor):
+                speeds = turning_speeds(self._turn.get(fid), t_s, (yaw, pitch, roll))
+                self._turn[fid] = (t_s, (yaw, pitch, roll), speeds)
             if rest is not None:  # the pose floor counts from the pose the person's neutral was learned at
-                speed = turning_speed(self._turn.get(fid), t_s, (yaw, pitch, roll))
-                self._turn[fid] = (t_s, (yaw, pitch, roll), speed)
-                yaw, pitch, roll = floor_pose((yaw, pitch, roll), rest, steady_share(speed, rate))
+                yaw, pitch, roll = floor_pose((yaw, pitch, roll), rest, steady_share(max(speeds), rate))
             frames = float(face.shape_frames)
+            share = 0.0 if still else float(face.extras.get("neutral_au_share", 0.0))
             act = self._solver.solve_activations(cc, self._template, None if still else self._prev.get(fid))
-            floor, mfloor, use_m = self._floor_pair(frames, yaw, pitch, roll, rate, still)
+            floor, mfloor, use_m = self._floor_pair(frames, yaw, pitch, roll, rate, still, speeds, share)
             reading = act * self._solver.unit_to_facs - floor
             if use_m is not None and self._msolver is not None:
                 mact = self._msolver.solve_activations(cc, self._template)
                 reading = np.where(use_m, mact * self._msolver.unit_to_facs - mfloor, reading)
                 floor = np.where(use_m, mfloor, floor)
             inten = np.clip(reading, 0.0, 5.0).astype(np.float32)
-            inferred = self._smile_prior(inten, frames)
+            inferred = self._smile_prior(inten, frames, share)
             if not still:
                 self._prev[fid] = act
                 self._last_seen[fid] = t_s
@@ -489,30 +527,36 @@ class AUStage(Stage):
             if self.params.publish_floor:
                 face.extras["au_floor"] = floor.astype(np.float32)
                 face.extras["approach_rate"] = rate
+                face.extras["turn_speed_deg_s"] = speeds
                 face.extras["au_marginal"] = (np.zeros(len(self.names), dtype=bool) if use_m is None
                                               else use_m.astype(bool))
                 face.extras["au06_inferred"] = inferred
         self._forget_stale(t_s)
 
-    def _smile_prior(self, inten: np.ndarray, frames: float) -> float:
+    def _smile_prior(self, inten: np.ndarray, frames: float, au_share: float = 0.0) -> float:
         """AU06 where it cannot be measured (module doc): raise it in place to ``au06_smile_prior`` x AU12 x the
-        share of the identity variance along AU06 still unknown; returns the FACS amount that is inferred (0 when
-        the measurement is at least as large)."""
+        share of the identity variance along AU06 that can still read as AU06 (:meth:`FloorModel.unknown_share`);
+        returns the FACS amount that is inferred (0 when the measurement is at least as large)."""
         rho = self.params.au06_smile_prior
         if rho <= 0 or self._k06 < 0 or self._floors is None:
             return 0.0
-        prior = rho * float(inten[self._k12]) * float(self._floors.identity_share(frames)[self._k06])
+        prior = rho * float(inten[self._k12]) * float(self._floors.unknown_share(frames, au_share)[self._k06])
         if prior <= inten[self._k06]:
             return 0.0
         inferred = prior - float(inten[self._k06])
         inten[self._k06] = min(prior, 5.0)
         return inferred
 
-    def _with_approach(self, floor: np.ndarray, rate: float) -> np.ndarray:
-        """The floor with the approach part added in quadrature (``rate`` 1/s towards the camera)."""
+    def _with_motion(self, floor: np.ndarray, rate: float, speeds: tuple[float, float, float]) -> np.ndarray:
+        """The floor with the approach part (``rate`` 1/s towards the camera) and the turning part (``speeds``
+        deg/s per axis, each x its gain) added in quadrature."""
+        extra = None
         if rate > 0.0 and self._approach_on:
-            return np.minimum(np.sqrt(floor ** 2 + (self._approach_gain * rate) ** 2), 5.0)
-        return floor
+            extra = (self._approach_gain * rate) ** 2
+        if self._turn_on and any(v > 0.0 for v in speeds):
+            t = ((self._turn_gain * np.asarray(speeds, dtype=np.float64)[:, None]) ** 2).sum(0)
+            extra = t if extra is None else extra + t
+        return floor if extra is None else np.minimum(np.sqrt(floor ** 2 + extra), 5.0)
 
     def _approach_rate(self, fid: int, t_s: float, tz_cm: float) -> float:
         """Low-passed approach rate of a face (1/s, > 0 towards the camera); 0 at the start of a track, after a

@@ -506,6 +506,57 @@ def test_stage_approach_floor_grows_with_approach_rate_only() -> None:
         AUStage("aus", AUParams(approach_tau_s=-1.0))
 
 
+def test_stage_turning_floor_grows_with_rotation_speed_per_axis() -> None:
+    """Mechanism (a face model with hand-set turning gains): in a sequence, a rotating head gets gain x low-passed
+    speed per axis added to its floors in quadrature (yaw gains act on yaw speed only); a head held still, a still
+    and turn_floor_scale 0 add nothing."""
+    import dataclasses
+
+    from rtface.facemodel.population import load_population_model
+    from rtface.records import HeadPose
+
+    pop = load_population_model()
+    gains = np.zeros((3, len(pop.floor_au_names)))
+    gains[0, list(pop.floor_au_names).index("AU07")] = 0.05  # FACS per deg/s of yaw
+    gains[1, list(pop.floor_au_names).index("AU25")] = 0.08  # ... of pitch
+    pop = dataclasses.replace(pop, turn_floor_gain=gains)
+
+    def run(yaws: list[float], still: bool = False, scale: float = 1.0) -> tuple[list[Face], AUStage]:
+        stage = AUStage("aus", AUParams(publish_floor=True, turn_floor_scale=scale, marginal_readout=False),
+                        population=pop)
+        stage.open()
+        faces = []
+        for i, y in enumerate(yaws):
+            face = _face(1, stage._template.astype(np.float32))
+            face.pose = HeadPose(y, 0.0, 0.0, 0.0, 0.0, 50.0, 1.0, np.eye(3))
+            res = FrameResult(FrameMeta(i, 0, i * 33_333_333, 640, 480, "test", still=still), [face])
+            stage.process(np.zeros((4, 4, 3), np.uint8), res)
+            faces.append(face)
+        return faces, stage
+
+    turning = [-15.0 + 30.0 * i / 30 for i in range(45)]  # 30 deg/s of yaw for 1.5 s
+    faces, stage = run(turning)
+    k7, k25 = stage.names.index("AU07"), stage.names.index("AU25")
+    last = faces[-1]
+    speed = last.extras["turn_speed_deg_s"]
+    assert faces[0].extras["turn_speed_deg_s"] == (0.0, 0.0, 0.0)  # no speed on the first frame of a track
+    assert speed[0] == pytest.approx(30.0, rel=0.02) and speed[1] == speed[2] == 0.0  # low-pass settled
+    base = stage.floors_for(float(last.shape_frames), last.pose.yaw_deg)
+    assert last.extras["au_floor"][k7] == pytest.approx(min(math.hypot(base[k7], 0.05 * speed[0]), 5.0), rel=1e-5)
+    others = np.arange(len(stage.names)) != k7
+    np.testing.assert_allclose(last.extras["au_floor"][others], base[others], rtol=1e-6)  # pitch gain: no pitch
+    held, st = run([20.0] * 45)
+    np.testing.assert_allclose(held[-1].extras["au_floor"], st.floors_for(float(held[-1].shape_frames), 20.0),
+                               rtol=1e-6)
+    stills, st = run(turning, still=True)
+    np.testing.assert_allclose(stills[-1].extras["au_floor"], st.floors_for(0.0, turning[-1], still=True), rtol=1e-6)
+    off, st = run(turning, scale=0.0)
+    np.testing.assert_allclose(off[-1].extras["au_floor"],
+                               st.floors_for(float(off[-1].shape_frames), turning[-1]), rtol=1e-6)
+    with pytest.raises(ConfigError):
+        AUStage("aus", AUParams(turn_floor_scale=-1.0))
+
+
 def test_noise_model_file(tmp_path: Path) -> None:
     import json
 

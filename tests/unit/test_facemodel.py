@@ -164,6 +164,21 @@ def test_population_model_errors_name_file_and_field(tmp_path: Path) -> None:
     np.savez(old, **{k: v for k, v in fields.items() if k not in ("marginal_sd_cm", "marginal_single_frame_floor",
                                                                    "readout_gain")})
     assert load_population_model(old).marginal_readout_for(("AU12",)) is None
+    no_turn = {k: v for k, v in fields.items() if k != "turn_floor_gain"}  # from before the turning floor: off
+    np.savez(old, **no_turn)
+    assert not load_population_model(old).turn_floor_for(("AU12", "AU99")).any()
+    k = len(fields["floor_au_names"])
+    for name, value in (("turn_shape", np.zeros((2, k))), ("turn_negative", -np.ones((3, k)))):
+        bad = tmp_path / f"{name}.npz"
+        np.savez(bad, **{**no_turn, "turn_floor_gain": value})
+        with pytest.raises(DataError, match=rf"{name}\.npz.*turn_floor_gain"):
+            load_population_model(bad)
+    good = tmp_path / "turn.npz"
+    gains = np.zeros((3, k))
+    gains[1, list(fields["floor_au_names"]).index("AU25")] = 0.03
+    np.savez(good, **{**no_turn, "turn_floor_gain": gains})
+    got = load_population_model(good).turn_floor_for(("AU99", "AU25"))
+    np.testing.assert_array_equal(got, [[0.0, 0.0], [0.0, 0.03], [0.0, 0.0]])
     bad = tmp_path / "version.npz"
     np.savez(bad, **{**fields, "format_version": np.array(7)})
     with pytest.raises(DataError, match="format_version"):

@@ -14,16 +14,16 @@ from rtface.records import Face, FrameMeta, FrameResult, HeadPose
 from rtface.stages.aus import AUParams, AUStage
 
 
-def test_turning_speed_low_passes_the_largest_axis_rate() -> None:
-    assert PF.turning_speed(None, 0.0, (10.0, 0.0, 0.0)) == 0.0
-    state, t = (0.0, (0.0, 0.0, 0.0), 0.0), 0.0
-    for i in range(1, 61):  # yaw at 30 deg/s, pitch at 10 deg/s, 30 fps, 2 s
+def test_turning_speeds_low_pass_each_axis() -> None:
+    assert PF.turning_speeds(None, 0.0, (10.0, 0.0, 0.0)) == (0.0, 0.0, 0.0)
+    state, t = (0.0, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)), 0.0
+    for i in range(1, 61):  # yaw at 30 deg/s, pitch at -10 deg/s, 30 fps, 2 s
         t = i / 30
-        s = PF.turning_speed(state, t, (30.0 * t, 10.0 * t, 0.0))
-        state = (t, (30.0 * t, 10.0 * t, 0.0), s)
-    assert state[2] == pytest.approx(30.0, rel=5e-3)  # 2 s = 6.7 time constants
-    assert PF.turning_speed(state, t + 2.0, (0.0, 0.0, 0.0)) == state[2]  # a gap keeps the last speed
-    assert PF.turning_speed(state, t, (0.0, 0.0, 0.0)) == state[2]  # no time passed
+        s = PF.turning_speeds(state, t, (30.0 * t, -10.0 * t, 0.0))
+        state = (t, (30.0 * t, -10.0 * t, 0.0), s)
+    assert state[2] == pytest.approx((30.0, 10.0, 0.0), rel=5e-3, abs=1e-9)  # 2 s = 6.7 time constants
+    assert PF.turning_speeds(state, t + 2.0, (0.0, 0.0, 0.0)) == state[2]  # a gap keeps the last speeds
+    assert PF.turning_speeds(state, t, (0.0, 0.0, 0.0)) == state[2]  # no time passed
 
 
 def test_steady_share_ramps_and_floor_pose() -> None:
