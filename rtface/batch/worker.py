@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     from rtface.errors import RtfaceError
     import rtface.graph.runner  # noqa: F401  (imports before "ready", so the first job starts at once)
 
-    rep.send(type="ready", pid=os.getpid())
     jobs: queue.Queue = queue.Queue()
     stop = threading.Event()
     threading.Thread(target=_read_stdin, args=(jobs, stop), name="batch-stdin", daemon=True).start()
+    rep.send(type="ready", pid=os.getpid())  # after the job reader runs: a ready worker has all its threads
     while not stop.is_set():
         job = jobs.get()
         if job is None:
