@@ -469,8 +469,6 @@ def update_turning(args, t0: float) -> int:
     fm = args.out / "face_model" / "face_model.npz"
     basis_path = args.out / "au_basis" / "au_basis.npz"
     z = dict(np.load(fm, allow_pickle=False))
-    z.pop("turn_floor_gain", None)  # measured without a turning floor (and turn_floor_scale 0)
-    np.savez_compressed(fm, **z)
     from rtface.facemodel import population
     population._cached.cache_clear()  # the Engine must read the file as written now (approach gains included)
     meta = json.loads(str(z["meta_json"]))

@@ -60,8 +60,8 @@ class PersonParams:
     max_angle_deg: float = 45.0  # samples only while |yaw| and |pitch| (shape pose, deg) are within this
     pose_penalty: float = 0.003  # score cm per degree of |yaw| + |pitch|
     roll_penalty: float = 0.009  # score cm per degree of |roll|: a real photo tilted in the image plane reads a
-    # slightly different shape (London neutral photos rolled +/-25 deg at 50 deg/s in a 5 s video: the last
-    # second's AU sum 1.33 with no roll penalty, 0.84 with 0.003, 0.29 with 0.009; /tmp probe, 2026-12-04)
+    # slightly different shape (scripts/validate_aus.py's tilting neutral sessions, 2026-12-04: the last second's
+    # mean AU sum 0.27 with 0.009; a one-off run on the same videos gave 1.33 with no roll penalty, 0.84 with 0.003)
     frames_per_sample: float = 1.0  # effective independent frames per kept sample (consecutive frames correlate)
     au_prior_frames: float = 3.0  # rest frames after which half of an AU-shaped rest offset is taken as shape
 

@@ -98,12 +98,8 @@ class PopulationModel:
         """(3, len(names)) the turning-floor gains (FACS per deg/s; rows yaw, pitch, roll) in the order of ``names``;
         0 for an AU the model has none for."""
         idx = {n: i for i, n in enumerate(self.floor_au_names)}
-        g = self.turn_floor_gain
-        out = np.zeros((3, len(names)))
-        for j, n in enumerate(names):
-            if n in idx and g.ndim == 2 and idx[n] < g.shape[1]:
-                out[:, j] = g[:, idx[n]]
-        return out
+        g = np.c_[self.turn_floor_gain, np.zeros(3)]  # (3, K + 1): the last column for AUs the model lacks
+        return g[:, [idx.get(n, g.shape[1] - 1) for n in names]].astype(np.float64)
 
     def single_frame_floor_for(self, names: tuple[str, ...]) -> np.ndarray | None:
         """The measured single-frame floor in the order of ``names``, or None if the model has no value for one

@@ -30,11 +30,6 @@ from rtface.records import FrameMeta, FrameResult
 log = logging.getLogger("rtface")
 
 
-def _call_all(fns: list[Callable[[], object]]) -> None:
-    for f in fns:
-        f()
-
-
 def resolve_source_spec(spec: str) -> str | int:
     """``"sample"`` -> the embedded video; digits -> camera index; anything else unchanged."""
     if spec == "sample":
@@ -152,11 +147,15 @@ class Engine:
             from rtface.output.table_writer import preload
 
             loads.append(functools.partial(preload, cfg.output.path))
-        prepare = functools.partial(_call_all, loads) if loads else None
+
+        def prepare() -> None:
+            for load in loads:
+                load()
+
         upstream: dict[str, tuple[str, ...]] = {}
         warm = None
         try:
-            if prepare is not None and not pipelined_open:
+            if not pipelined_open:
                 prepare()
             open_stages(self._slots[:1] if pipelined_open else self._slots, upstream)
             if pipelined_open:  # the rest continue the bind chain from what the leading stage produces

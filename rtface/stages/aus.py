@@ -83,13 +83,13 @@ from rtface.graph.stage import Stage, register_stage
 from rtface.records import FrameResult
 
 N_COORDS = 478 * 3
+_FORGET_AFTER_S = 10.0  # drop warm-start / presence state of a face id unseen for this much media time
+_POSE_UNIT_AMP = 0.25  # the pose floor's unit is simulated at this scale and divided by it (FloorModel doc)
 
 
 def _quantise_share(s: float) -> float:
     """A share in [0, 1] rounded to steps of 0.05 (floor cache keys); non-finite or negative -> 0."""
     return min(1.0, round(max(float(s), 0.0) * 20.0) / 20.0) if math.isfinite(s) else 0.0
-_FORGET_AFTER_S = 10.0  # drop warm-start / presence state of a face id unseen for this much media time
-_POSE_UNIT_AMP = 0.25  # the pose floor's unit is simulated at this scale and divided by it (FloorModel doc)
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,17 @@ deg/s). Owner: scripts/build_face_model.py (build time only).
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
+
+from face_model import motion_floor as MF
 
 N_IDENTITIES = 4
 FIRST_IDENTITY = 12  # hm_population identities 0-11 calibrate the approach floor
 QUANTILE = 0.9
 MIN_SPEED = 8.0  # deg/s: frames rotating at least this fast on the video's axis measure the gain
-SIZE = 640
+SIZE = MF.SIZE
 DISTANCE_CM = 55.0
 AXES = ("yaw", "pitch", "roll")
 AMPLITUDE_DEG = {"yaw": 32.0, "pitch": 18.0, "roll": 22.0}  # validation: 40 / 25 / 30
@@ -51,75 +52,21 @@ def conditions() -> list[tuple[str, int, str, float]]:
 
 def render_videos(shared: Path, folder: Path) -> list[Path]:
     """The calibration videos (cached in ``folder``)."""
-    import cv2
-
-    from au_basis.hm08 import load_hm08
     from face_model import population as P
-    from face_model.heads import load_ict_identity
     from face_model.scene import Scene
-    from face_model.sets import identities
-    from face_model.transfer import transfer_identity
 
     folder.mkdir(parents=True, exist_ok=True)
     todo = conditions()
     videos = [folder / c[0] for c in todo]
     if all(v.is_file() for v in videos):
         return videos
-    hm = load_hm08(shared / "au_sources" / "facshuman")
-    ict, ident = load_ict_identity(shared / "au_sources" / "ict_facekit")
-    P._init(hm, transfer_identity(ict, ident, hm))
-    betas = identities(501, 100)  # the hm_population identities
+    betas = MF.hm_population_betas(shared)
     for (name, k, axis, focal), video in zip(todo, videos):
-        if video.is_file():
-            continue
-        part = video.with_suffix(".part.mp4")
-        wr = cv2.VideoWriter(str(part), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (SIZE, SIZE))
-        for angle in profile(AMPLITUDE_DEG[axis]):  # hm08 mesh units are dm
-            scene = Scene(focal_px=focal, size=SIZE, distance=DISTANCE_CM * 0.1, **{f"{axis}_deg": float(angle)})
-            wr.write(P.render_sample(P.Sample(tuple(betas[k]), (), scene))[:, :, ::-1])
-        wr.release()
-        part.replace(video)
+        if not video.is_file():  # hm08 mesh units are dm
+            MF.write_video(video, (P.render_sample(P.Sample(tuple(betas[k]), (), Scene(
+                focal_px=focal, size=SIZE, distance=DISTANCE_CM * 0.1, **{f"{axis}_deg": float(angle)})))
+                for angle in profile(AMPLITUDE_DEG[axis])))
     return videos
-
-
-def measure(video: Path, face_model: Path, basis: Path) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
-    """(AU names, readings (T, K), floors (T, K), rotation speeds (T, 3) deg/s) of one video through the Engine
-    (packaged default config up to the AU stage with the files ``face_model`` and ``basis``, turning floor off)."""
-    from rtface.config import load_config, with_overrides
-    from rtface.graph.runner import Engine
-
-    cfg = with_overrides(load_config(), source={"spec": str(video), "realtime": False},
-                         publish={"enabled": False}, control={"enabled": False})
-    stages = []
-    for sc in cfg.stages:
-        if sc.kind in ("canonical", "aus"):
-            extra = ({"publish_floor": True, "turn_floor_scale": 0.0, "basis_path": str(basis)}
-                     if sc.kind == "aus" else {})
-            sc = dataclasses.replace(sc, params=dataclasses.replace(sc.params, face_model_path=str(face_model),
-                                                                    **extra))
-        if sc.kind in ("landmarks", "canonical", "aus"):
-            stages.append(sc)
-    reads, floors, speeds = [], [], []
-    with Engine(dataclasses.replace(cfg, stages=tuple(stages))) as eng:
-        for r in eng.results():
-            if r.faces and r.faces[0].au_intensity is not None:
-                f = r.faces[0]
-                reads.append(f.au_intensity)
-                floors.append(f.extras["au_floor"])
-                speeds.append(f.extras["turn_speed_deg_s"])
-        names = eng.names("aus")
-    return tuple(names), np.array(reads, np.float64), np.array(floors, np.float64), np.array(speeds, np.float64)
-
-
-def gains(reads: np.ndarray, floors: np.ndarray, speed: np.ndarray) -> np.ndarray:
-    """(K,) FACS per deg/s on one axis: the QUANTILE of the extra floor per unit speed that frames rotating faster
-    than MIN_SPEED (``speed`` (T,) on that axis) needed (0 for an AU that never read above its floor there)."""
-    m = speed > MIN_SPEED
-    if not m.any():
-        return np.zeros(reads.shape[1])
-    raw = reads[m] + floors[m]  # the reading before the floor, where it was above it
-    need = np.where(reads[m] > 0, np.sqrt(np.maximum(raw ** 2 - floors[m] ** 2, 0.0)), 0.0) / speed[m, None]
-    return np.quantile(need, QUANTILE, axis=0)
 
 
 def turn_floor_gain(shared: Path, cache: Path, face_model: Path, basis: Path,
@@ -129,14 +76,14 @@ def turn_floor_gain(shared: Path, cache: Path, face_model: Path, basis: Path,
     per_axis: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {a: [] for a in AXES}
     au_names: tuple[str, ...] = ()
     for (_, _, axis, _), video in zip(conditions(), render_videos(shared, cache / "turning")):
-        au_names, a, f, s = measure(video, face_model, basis)
+        au_names, a, f, s = MF.read_floors(video, face_model, basis, {"turn_floor_scale": 0.0}, "turn_speed_deg_s")
         per_axis[axis].append((a, f, s[:, AXES.index(axis)]))
     out = np.zeros((len(AXES), len(names)))
     report: dict = {"identities": N_IDENTITIES, "quantile": QUANTILE, "min_speed_deg_s": MIN_SPEED,
                     "amplitude_deg": AMPLITUDE_DEG, "axes": {}}
     for i, axis in enumerate(AXES):
         reads, floors, speed = (np.concatenate([g[j] for g in per_axis[axis]]) for j in range(3))
-        by = dict(zip(au_names, gains(reads, floors, speed).tolist()))
+        by = dict(zip(au_names, MF.floor_gain(reads, floors, speed, MIN_SPEED, QUANTILE).tolist()))
         out[i] = [by.get(n, 0.0) for n in names]
         report["axes"][axis] = {"frames": int(len(speed)), "rotating_frames": int((speed > MIN_SPEED).sum()),
                                 "max_speed_deg_s": round(float(speed.max()), 1),

@@ -456,6 +456,20 @@ def test_stage_pose_floor_per_axis() -> None:
     assert not np.allclose(fm._pose_unit(0), fm._pose_unit(1))
 
 
+def _moving_face(params: AUParams, pop, poses: list, still: bool) -> tuple[list[Face], AUStage]:
+    """One face (the template, i.e. neutral) at 30 fps with these head poses through a fresh stage using ``pop``."""
+    stage = AUStage("aus", params, population=pop)
+    stage.open()
+    faces = []
+    for i, pose in enumerate(poses):
+        face = _face(1, stage._template.astype(np.float32))
+        face.pose = pose
+        res = FrameResult(FrameMeta(i, 0, i * 33_333_333, 640, 480, "test", still=still), [face])
+        stage.process(np.zeros((4, 4, 3), np.uint8), res)
+        faces.append(face)
+    return faces, stage
+
+
 def test_stage_approach_floor_grows_with_approach_rate_only() -> None:
     """Mechanism (a face model with hand-set approach gains): in a sequence, a face moving towards the camera gets
     gain x rate added to its floors in quadrature; moving away, a still and approach_floor_scale 0 add nothing."""
@@ -470,17 +484,8 @@ def test_stage_approach_floor_grows_with_approach_rate_only() -> None:
     pop = dataclasses.replace(pop, approach_floor_gain=gains)
 
     def run(distances: list[float], still: bool = False, scale: float = 1.0) -> tuple[list[Face], AUStage]:
-        stage = AUStage("aus", AUParams(publish_floor=True, approach_floor_scale=scale, marginal_readout=False),
-                        population=pop)
-        stage.open()
-        faces = []
-        for i, d in enumerate(distances):
-            face = _face(1, stage._template.astype(np.float32))
-            face.pose = HeadPose(0.0, 0.0, 0.0, 0.0, 0.0, d, 1.0, np.eye(3))
-            res = FrameResult(FrameMeta(i, 0, i * 33_333_333, 640, 480, "test", still=still), [face])
-            stage.process(np.zeros((4, 4, 3), np.uint8), res)
-            faces.append(face)
-        return faces, stage
+        return _moving_face(AUParams(publish_floor=True, approach_floor_scale=scale, marginal_readout=False), pop,
+                            [HeadPose(0.0, 0.0, 0.0, 0.0, 0.0, d, 1.0, np.eye(3)) for d in distances], still)
 
     rate = 0.5  # 1/s: ln distance falls by rate / 30 per frame
     towards = [60.0 * math.exp(-rate * i / 30) for i in range(40)]
@@ -522,17 +527,8 @@ def test_stage_turning_floor_grows_with_rotation_speed_per_axis() -> None:
     pop = dataclasses.replace(pop, turn_floor_gain=gains)
 
     def run(yaws: list[float], still: bool = False, scale: float = 1.0) -> tuple[list[Face], AUStage]:
-        stage = AUStage("aus", AUParams(publish_floor=True, turn_floor_scale=scale, marginal_readout=False),
-                        population=pop)
-        stage.open()
-        faces = []
-        for i, y in enumerate(yaws):
-            face = _face(1, stage._template.astype(np.float32))
-            face.pose = HeadPose(y, 0.0, 0.0, 0.0, 0.0, 50.0, 1.0, np.eye(3))
-            res = FrameResult(FrameMeta(i, 0, i * 33_333_333, 640, 480, "test", still=still), [face])
-            stage.process(np.zeros((4, 4, 3), np.uint8), res)
-            faces.append(face)
-        return faces, stage
+        return _moving_face(AUParams(publish_floor=True, turn_floor_scale=scale, marginal_readout=False), pop,
+                            [HeadPose(y, 0.0, 0.0, 0.0, 0.0, 50.0, 1.0, np.eye(3)) for y in yaws], still)
 
     turning = [-15.0 + 30.0 * i / 30 for i in range(45)]  # 30 deg/s of yaw for 1.5 s
     faces, stage = run(turning)
