@@ -22,22 +22,17 @@ import re
 import numpy as np
 
 from rtface.analysis.mesh import REPORT_REGIONS, mirror_pairs, report_region_means
+from rtface.kernels.symmetry import mirror_distance_kernel
 
 _LR = re.compile(r"^(AU\d+)_L_r$")
+_PAIRS: np.ndarray | None = None  # (468,) int64 mirror partners without the iris (filled on first use)
 
 
-def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """src aligned rigidly onto dst (both (N, 3)); least squares, proper rotation."""
-    cs, cd = src.mean(0), dst.mean(0)
-    h = (src - cs).T @ (dst - cd)
-    u, _, vt = np.linalg.svd(h)
-    rot = vt.T @ u.T
-    if np.linalg.det(rot) < 0:  # a reflection: flip the axis of the smallest singular value
-        rot = vt.T @ np.diag([1.0, 1.0, -1.0]) @ u.T
-    return (src - cs) @ rot.T + cd
-
-
-_FLIP = np.array([-1.0, 1.0, 1.0])
+def _face_pairs() -> np.ndarray:
+    global _PAIRS
+    if _PAIRS is None:
+        _PAIRS = np.ascontiguousarray(mirror_pairs()[:468], dtype=np.int64)
+    return _PAIRS
 
 
 def point_asymmetry(points: np.ndarray) -> np.ndarray:
@@ -48,9 +43,7 @@ def point_asymmetry(points: np.ndarray) -> np.ndarray:
     face = p[:468]  # regions()["face"]: the mesh without the iris; mirror partners stay inside it
     if not np.isfinite(face).all():
         return out
-    mirrored = face[mirror_pairs()[:468]] * _FLIP
-    d = face - _kabsch(mirrored, face)
-    out[:468] = 0.5 * np.sqrt(np.einsum("ij,ij->i", d, d))
+    out[:468] = mirror_distance_kernel(np.ascontiguousarray(face), _face_pairs())
     return out
 
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from rtface.errors import ConfigError, DataError
 from rtface.geometry.canonical_model import CanonicalModel, load_canonical_model
-from rtface.kernels.procrustes import weighted_similarity
+from rtface.kernels.face_geometry import metric_kernel
 
 # Canonical (x right-of-image, y up, z towards viewer) -> OpenCV camera axes for a frontal face (x, -y, -z).
 CANONICAL_TO_CAMERA_AXES = np.diag([1.0, -1.0, -1.0])
@@ -112,17 +112,6 @@ def _rigid_set(model: CanonicalModel) -> _RigidSet:
 PROJECTIONS = ("weak", "perspective")
 
 
-def _backproject(lm: np.ndarray, intr: Intrinsics, z0_cm: float, zbar_px: float, s_px: float,
-                 weak: bool) -> np.ndarray:
-    depth = z0_cm + (lm[:, 2] - zbar_px) / s_px
-    lateral = z0_cm if weak else depth
-    out = np.empty((lm.shape[0], 3), dtype=np.float64)
-    out[:, 0] = (lm[:, 0] - intr.cx) * lateral / intr.fx
-    out[:, 1] = (lm[:, 1] - intr.cy) * lateral / intr.fy
-    out[:, 2] = depth
-    return out
-
-
 def metric_landmarks(
     landmarks_px: np.ndarray,
     intr: Intrinsics,
@@ -136,22 +125,14 @@ def metric_landmarks(
         raise ConfigError(f"metric_landmarks: projection must be one of {PROJECTIONS}, got {projection!r}")
     weak = projection == "weak"
     model = model or load_canonical_model()
-    lm = np.asarray(landmarks_px, dtype=np.float64)
+    lm = np.ascontiguousarray(landmarks_px, dtype=np.float64)
     if lm.ndim != 2 or lm.shape[1] != 3 or lm.shape[0] != model.vertices_cm.shape[0]:
         raise DataError(f"metric_landmarks: landmarks_px must be ({model.vertices_cm.shape[0]}, 3), got {lm.shape}")
     if not np.isfinite(lm).all():
         raise DataError("metric_landmarks: landmarks_px contains NaN/inf")
     rs = _rigid_set(model)
-    sub = np.ascontiguousarray(lm[rs.ids])
-    s_px, _, _ = weighted_similarity(rs.cam_pts, sub, rs.weights, True)
+    metric, s_px = metric_kernel(lm, rs.ids, rs.weights, rs.cam_pts, float(intr.fx), float(intr.fy),
+                                 float(intr.cx), float(intr.cy), bool(refine), weak)
     if not s_px > 0.0:
         raise DataError(f"metric_landmarks: degenerate landmark fit (scale {s_px})")
-    zbar = float(rs.weights @ sub[:, 2] / rs.weights.sum())
-    z0 = intr.fx / s_px
-    metric = _backproject(lm, intr, z0, zbar, s_px, weak)
-    if refine:
-        s_m, _, _ = weighted_similarity(rs.cam_pts, np.ascontiguousarray(metric[rs.ids]), rs.weights, True)
-        if s_m > 0.0:
-            # A face reconstructed s_m times too big is s_m times too far: move it (and its depth relief) closer.
-            metric = _backproject(lm, intr, z0 / s_m, zbar, s_px * s_m, weak)
     return metric

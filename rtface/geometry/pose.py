@@ -34,7 +34,7 @@ import numpy as np
 
 from rtface.geometry.camera import CANONICAL_TO_CAMERA_AXES
 from rtface.geometry.canonical_model import CanonicalModel, load_canonical_model
-from rtface.kernels.procrustes import weighted_similarity
+from rtface.kernels.face_geometry import pose_fit_kernel
 from rtface.records import HeadPose
 
 
@@ -84,12 +84,9 @@ class PoseSolver:
 
     def fit(self, metric_cm: np.ndarray) -> PoseFit:
         """Pose of one face from its metric landmarks (478, 3) cm camera frame."""
-        metric = np.asarray(metric_cm, dtype=np.float64)
-        dst = np.ascontiguousarray(metric[self._ids])
-        s, rot, t = weighted_similarity(self._can_rigid, dst, self._w, True)
-        posefree = ((metric - t) @ rot) / s  # rows: (1/s) R^T (p - t)
-        resid = posefree[self._ids] - self._can_rigid
-        rms = math.sqrt(float(self._w @ (resid * resid).sum(axis=1)) / float(self._w.sum()))
+        metric = np.ascontiguousarray(metric_cm, dtype=np.float64)
+        s, rot, t, posefree, rms = pose_fit_kernel(metric, self._ids, self._w, self._can_rigid)  # posefree rows:
+        # (1/s) R^T (p - t); rms: weighted residual of the rigid points, canonical scale
         rx, ry, rz = euler_xyz_from_matrix(rot @ CANONICAL_TO_CAMERA_AXES)
         centre = s * rot @ self._centre_can + t
         pose = HeadPose(

@@ -201,7 +201,7 @@ def _nnls_kernel(G, AtW, b, ridge_prior, lo, hi, x0, max_iter, tol):
     return _box_qp_kernel(G, c, lo, hi, x0, max_iter, tol)
 
 
-register(globals(), ("_kkt_violation", "_newton_free", "_box_qp_kernel", "_nnls_kernel"))
+register(globals(), ("_kkt_violation", "_newton_free", "_box_qp_kernel", "_nnls_kernel"), nogil=True)
 box_qp_kernel = Kernel(globals(), "_box_qp_kernel")
 nnls_kernel = Kernel(globals(), "_nnls_kernel")
 

@@ -100,7 +100,7 @@ def _weighted_similarity(
     return scale, rot, t
 
 
-register(globals(), ("_weighted_similarity",), fastmath=False)
+register(globals(), ("_weighted_similarity",), fastmath=False, nogil=True)
 weighted_similarity = Kernel(globals(), "_weighted_similarity")
 
 
