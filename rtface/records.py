@@ -55,6 +55,9 @@ class Face:
     canonical_cm: np.ndarray | None = None  # (478, 3) float32 pose and identity removed, expression kept
     neutral_ready: bool = False  # the person's own neutral shape is reliable (refined from frames or explicit)
     shape_frames: float = 0.0  # effective frames behind the person's shape (0 = population prior; inf = explicit)
+    rest_au_offset_cm: np.ndarray | None = None  # (478, 3) float32 cm: the AU-shaped part of the person's rest
+    # offset their neutral has not taken yet (canonical stage, online person model; None = unknown or none), for
+    # the AU stage's floors. Not published or written
     au_intensity: np.ndarray | None = None  # (K,) float32 FACS 0-5 scale, order = AU stage's names
     au_presence: np.ndarray | None = None  # (K,) bool
     emotion: np.ndarray | None = None  # (C,) float32 probabilities, order = emotion stage's class names

@@ -24,7 +24,10 @@ displacement of the frame in cm, :class:`rtface.au.solve.ExpressionScorer`). Fra
 ``frames`` says how much the estimate rests on this person's own frames for the AU read-out:
 ``n * n / (n + au_prior_frames)``; 0 = population only. ``au_share`` (0-1) = ``1 - w``: the share of the AU-shaped
 part of the person's rest offset the estimate has not taken, i.e. still reads as expression (1 on the population
-mean, 0 for an explicit neutral); the AU floors must cover it (rtface.stages.aus).
+mean, 0 for an explicit neutral); the AU floors must cover it (rtface.stages.aus). ``au_untaken_cm`` ((478, 3)
+float32 cm, or None before the first estimate and without ``au_part``): that untaken part itself,
+``(1 - w) au_part(shift)``: what a rest frame of this person still reads as expression against the estimate, so the
+AU stage can cover this person's own offset instead of the population's spread of such offsets.
 
 ``rest_pose_deg`` ((3,) yaw, pitch, roll, deg; the head pose each frame was offered with, ``pose_deg``): the pose
 the estimate was learned at, as far as it has absorbed that pose: ``w`` x the mean pose of the rest frames
@@ -86,6 +89,7 @@ class PersonShape:
         self.neutral_cm = self._mean.copy()
         self.frames = 0.0
         self.au_share = 1.0
+        self.au_untaken_cm: np.ndarray | None = None
         self.rest_pose_deg = np.zeros(3)
         self.locked = False
         self.samples_seen = 0
@@ -143,7 +147,9 @@ class PersonShape:
         shift = self._post.posterior_mean((obs - self._mean).reshape(-1), n).reshape(self._mean.shape)
         w = n / (n + self.p.au_prior_frames)
         if self._au_part is not None:
-            shift = shift - (1.0 - w) * self._au_part(shift)
+            untaken = (1.0 - w) * self._au_part(shift)
+            shift = shift - untaken
+            self.au_untaken_cm = untaken.astype(np.float32)
         self.neutral_cm = self._mean + shift
         self.frames = float(n * w)
         self.au_share = float(1.0 - w) if self._au_part is not None else 0.0
@@ -155,6 +161,7 @@ class PersonShape:
         self.neutral_cm = np.asarray(neutral_cm, dtype=np.float64).copy()
         self.frames = math.inf
         self.au_share = 0.0
+        self.au_untaken_cm = None
         self.rest_pose_deg = np.zeros(3) if pose_deg is None else np.asarray(pose_deg, dtype=np.float64).reshape(3)
         self.locked = True
 
@@ -173,6 +180,7 @@ class PersonShape:
         self.neutral_cm = self._mean.copy()
         self.frames = 0.0
         self.au_share = 1.0
+        self.au_untaken_cm = None
         self.rest_pose_deg = np.zeros(3)
         self.locked = False
 

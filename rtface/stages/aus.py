@@ -14,8 +14,10 @@ deviations of what, besides expression, moves that AU's estimate (a soft thresho
   still left after ``face.shape_frames`` rest frames of this person (:class:`rtface.facemodel.identity.
   IdentityPosterior`), plus the AU-shaped part of the person's rest offset the canonical stage's neutral has not
   taken yet (``extras["neutral_au_share"]`` s: a share s of the known part is still read as expression, so it
-  adds s^2 x the known share): wide on a single photo, shrinking as the canonical stage refines the person's shape,
-  zero with an explicit neutral. (Without the second term one rest frame pinned the identity to 2-14 % of its
+  adds s^2 x the known share; per AU at most what this person's own untaken offset reads, ``Face.rest_au_offset_cm``
+  through the same read-out: a person whose rest face looks neutral has little to cover, one whose rest face looks
+  like an expression, or a session that opens with one, keeps the population's term): wide on a single photo,
+  shrinking as the canonical stage refines the person's shape, zero with an explicit neutral. (Without the second term one rest frame pinned the identity to 2-14 % of its
   variance while the neutral had taken half of its AU-shaped part: a real neutral photo played as a video read an AU
   sum of 1.5 on average in its first 3 s, 3.6 for one person who reads 0 as a still);
 - the head pose: what the face model's pose response leaves unexplained, growing with |yaw|, |pitch|, |roll|; in a
@@ -209,21 +211,43 @@ class FloorModel:
         return comb if self._axis_f is None else comb + tuple(round(float(v), 1) for v in axes)
 
     def floors(self, frames: float, yaw_deg: float, pitch_deg: float, roll_deg: float,
-               au_share: float = 0.0) -> np.ndarray:
+               au_share: float = 0.0, offset_reading: np.ndarray | None = None) -> np.ndarray:
         """(K,) FACS floor for a face whose neutral rests on ``frames`` frames and has not taken ``au_share`` (0-1)
-        of its AU-shaped rest offset, at this pose."""
+        of its AU-shaped rest offset, at this pose. ``offset_reading`` (K,) FACS: what that untaken offset itself
+        reads (the person's own, :meth:`AUStage` computes it); per AU the share term covers at most that much."""
+        if offset_reading is not None and self._real is not None and _quantise_share(au_share) > 0.0:
+            base = self.floors(frames, yaw_deg, pitch_deg, roll_deg)
+            extra = self._share_var(frames, au_share, offset_reading)
+            return np.minimum(np.sqrt(base ** 2 + extra), 5.0)
         key = (quantise_frames(frames), _quantise_share(au_share)) + self._scales(yaw_deg, pitch_deg, roll_deg)
         v = self._cache.get(key)
         if v is None:
             v = self._cache[key] = self._combine(key[0], key[2:], key[1])
         return v
 
-    def unknown_share(self, frames: float, au_share: float = 0.0) -> np.ndarray:
+    def unknown_share(self, frames: float, au_share: float = 0.0,
+                      offset_reading: np.ndarray | None = None) -> np.ndarray:
         """(K,) share (0-1) of the identity variance along each AU's read-out that can still read as that AU: the
-        part the identity posterior has not pinned down, plus ``au_share``^2 x the part it has (module doc)."""
+        part the identity posterior has not pinned down, plus ``au_share``^2 x the part it has (module doc), or
+        with ``offset_reading`` per AU at most the share that the person's own untaken offset reads."""
         s = self.identity_share(frames)
         r = _quantise_share(au_share)
-        return s if r == 0.0 else s + r * r * (1.0 - s)
+        if r == 0.0:
+            return s
+        if offset_reading is None or self._real is None:
+            return s + r * r * (1.0 - s)
+        real2 = self._real ** 2
+        return s + np.where(real2 > 0, self._share_var(frames, au_share, offset_reading) / np.maximum(real2, 1e-12),
+                            0.0)
+
+    def _share_var(self, frames: float, au_share: float, offset_reading: np.ndarray) -> np.ndarray:
+        """(K,) FACS^2: the untaken-offset part of the floor, the population's (``au_share``^2 x the known identity
+        variance) but at most what this person's untaken offset reads."""
+        s = self.identity_share(frames)
+        r = _quantise_share(au_share)
+        assert self._real is not None
+        pop = self._real ** 2 * (r * r * (1.0 - s))
+        return np.minimum(pop, np.asarray(offset_reading, dtype=np.float64) ** 2)
 
     def _combine(self, frames: float, pose_scales: tuple[float, ...], au_share: float = 0.0) -> np.ndarray:
         # the NNLS read-out is positively homogeneous (reading(c d) = c reading(d) for c > 0), so the jitter and pose
@@ -368,6 +392,8 @@ class AUStage(Stage):
         self._prev: dict[int, np.ndarray] = {}  # face_id -> raw activations of its last solve
         self._last_seen: dict[int, float] = {}  # face_id -> media time last seen, s
         self._approach: dict[int, tuple[float, float, float]] = {}  # face_id -> (t s, ln tz, low-passed rate 1/s)
+        self._offset: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # face_id -> (rest offset handed over, its
+        # reading FACS (K,))
         self._turn: dict[int, tuple[float, tuple[float, float, float], tuple[float, float, float]]] = {}
         # face_id -> (t s, pose deg, low-passed yaw / pitch / roll speeds deg/s)
         self._approach_gain = np.zeros(0)  # (K,) FACS per 1/s (face model x approach_floor_scale)
@@ -437,6 +463,7 @@ class AUStage(Stage):
         self._last_seen.clear()
         self._approach.clear()
         self._turn.clear()
+        self._offset.clear()
 
     def close(self) -> None:
         """Nothing to release (the session results stay readable through ``summary``). Safe to call twice."""
@@ -454,24 +481,28 @@ class AUStage(Stage):
                     fm.floors(0.0, *pose)
 
     def floors_for(self, frames: float, yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0,
-                   still: bool = False, au_share: float = 0.0) -> np.ndarray:
+                   still: bool = False, au_share: float = 0.0, offset_reading: np.ndarray | None = None
+                   ) -> np.ndarray:
         """(K,) per-AU floor (FACS) the read-out subtracts for such a face, not moving (diagnostics, tools): per AU
         that of the read-out chosen for it (the marginalised one only on stills); ``au_share``: the face's
-        ``extras["neutral_au_share"]``."""
+        ``extras["neutral_au_share"]``; ``offset_reading``: what its untaken rest offset reads (FACS, K)."""
         if self._solver is None:
             raise StageError(f"stage '{self.name}': floors_for() called before open()")
-        floor, mfloor, use_m = self._floor_pair(frames, yaw_deg, pitch_deg, roll_deg, 0.0, still, au_share=au_share)
+        floor, mfloor, use_m = self._floor_pair(frames, yaw_deg, pitch_deg, roll_deg, 0.0, still, au_share=au_share,
+                                                offset_reading=offset_reading)
         return floor if use_m is None else np.where(use_m, mfloor, floor)
 
     def _floor_pair(self, frames: float, yaw: float, pitch: float, roll: float, rate: float, still: bool,
-                    speeds: tuple[float, float, float] = (0.0, 0.0, 0.0), au_share: float = 0.0
+                    speeds: tuple[float, float, float] = (0.0, 0.0, 0.0), au_share: float = 0.0,
+                    offset_reading: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(plain read-out's floor, marginalised read-out's floor or None, per AU whether the marginalised one is
         used or None): on a still, the read-out that detects better, i.e. the larger full-weight reading per unit of
         floor; in a sequence the plain one."""
         if self._floors is None:
             return np.zeros(len(self.names)), None, None
-        floor = self._with_motion(self._floors.floors(frames, yaw, pitch, roll, au_share), rate, speeds)
+        floor = self._with_motion(self._floors.floors(frames, yaw, pitch, roll, au_share, offset_reading), rate,
+                                  speeds)
         if self._mfloors is None or not still:
             return floor, None, None
         mfloor = self._with_motion(self._mfloors.floors(frames, yaw, pitch, roll, au_share), rate, speeds)
@@ -508,15 +539,16 @@ class AUStage(Stage):
                 yaw, pitch, roll = floor_pose((yaw, pitch, roll), rest, steady_share(max(speeds), rate))
             frames = float(face.shape_frames)
             share = 0.0 if still else float(face.extras.get("neutral_au_share", 0.0))
+            offset = None if still or share <= 0.0 else self._offset_reading(fid, face.rest_au_offset_cm)
             act = self._solver.solve_activations(cc, self._template, None if still else self._prev.get(fid))
-            floor, mfloor, use_m = self._floor_pair(frames, yaw, pitch, roll, rate, still, speeds, share)
+            floor, mfloor, use_m = self._floor_pair(frames, yaw, pitch, roll, rate, still, speeds, share, offset)
             reading = act * self._solver.unit_to_facs - floor
             if use_m is not None and self._msolver is not None:
                 mact = self._msolver.solve_activations(cc, self._template)
                 reading = np.where(use_m, mact * self._msolver.unit_to_facs - mfloor, reading)
                 floor = np.where(use_m, mfloor, floor)
             inten = np.clip(reading, 0.0, 5.0).astype(np.float32)
-            inferred = self._smile_prior(inten, frames, share)
+            inferred = self._smile_prior(inten, frames, share, offset)
             if not still:
                 self._prev[fid] = act
                 self._last_seen[fid] = t_s
@@ -533,19 +565,38 @@ class AUStage(Stage):
                 face.extras["au06_inferred"] = inferred
         self._forget_stale(t_s)
 
-    def _smile_prior(self, inten: np.ndarray, frames: float, au_share: float = 0.0) -> float:
+    def _smile_prior(self, inten: np.ndarray, frames: float, au_share: float = 0.0,
+                     offset_reading: np.ndarray | None = None) -> float:
         """AU06 where it cannot be measured (module doc): raise it in place to ``au06_smile_prior`` x AU12 x the
         share of the identity variance along AU06 that can still read as AU06 (:meth:`FloorModel.unknown_share`);
         returns the FACS amount that is inferred (0 when the measurement is at least as large)."""
         rho = self.params.au06_smile_prior
         if rho <= 0 or self._k06 < 0 or self._floors is None:
             return 0.0
-        prior = rho * float(inten[self._k12]) * float(self._floors.unknown_share(frames, au_share)[self._k06])
+        prior = rho * float(inten[self._k12]) * float(
+            self._floors.unknown_share(frames, au_share, offset_reading)[self._k06])
         if prior <= inten[self._k06]:
             return 0.0
         inferred = prior - float(inten[self._k06])
         inten[self._k06] = min(prior, 5.0)
         return inferred
+
+    def _offset_reading(self, fid: int, offset_cm: np.ndarray | None) -> np.ndarray | None:
+        """(K,) FACS: what the face's untaken rest offset (``Face.rest_au_offset_cm``) reads through the plain
+        read-out, recomputed only when the canonical stage hands over a new one (it changes when the person model
+        updates); None without one."""
+        if offset_cm is None or self._solver is None:
+            self._offset.pop(fid, None)
+            return None
+        got = self._offset.get(fid)
+        if got is None or got[0] is not offset_cm:
+            u = np.asarray(offset_cm, dtype=np.float64)
+            if u.shape != self._template.shape or not np.isfinite(u).all():
+                return None
+            reading = np.clip(self._solver.solve_activations(self._template + u, self._template)
+                              * self._solver.unit_to_facs, 0.0, 5.0)
+            got = self._offset[fid] = (offset_cm, reading)
+        return got[1]
 
     def _with_motion(self, floor: np.ndarray, rate: float, speeds: tuple[float, float, float]) -> np.ndarray:
         """The floor with the approach part (``rate`` 1/s towards the camera) and the turning part (``speeds``
@@ -582,6 +633,7 @@ class AUStage(Stage):
             self._prev.pop(f, None)
             self._approach.pop(f, None)
             self._turn.pop(f, None)
+            self._offset.pop(f, None)
             if self._presence is not None:
                 self._presence.forget(f)
 

@@ -23,7 +23,9 @@ Frames are ranked for the person model by their population-level expression disp
 was learned at, as far as it has absorbed it (:attr:`rtface.facemodel.person.PersonShape.rest_pose_deg`); the AU
 stage's pose floor counts from it while the head holds still. ``extras["neutral_au_share"]`` (0-1, same faces):
 the share of the AU-shaped part of the person's rest offset the neutral has not taken yet
-(:attr:`rtface.facemodel.person.PersonShape.au_share`), which the AU stage's floors cover.
+(:attr:`rtface.facemodel.person.PersonShape.au_share`), which the AU stage's floors cover; ``Face.rest_au_offset_cm``
+(online person model, once it has an estimate): that untaken part itself (cm), so the floors can cover this
+person's own offset.
 
 Camera: the head pose, translation and ``metric_cm`` are in camera coordinates from the pinhole model (fx/fy or
 vertical_fov_deg; OpenFace's convention). The face shape (``posefree_cm``) comes from ``projection``: weak
@@ -254,6 +256,7 @@ class CanonicalStage(Stage):
             person.observe(t_s, frontal, score, *face.extras["shape_pose_deg"], pose_deg=cam)
         face.extras["rest_pose_deg"] = tuple(float(v) for v in person.rest_pose_deg)
         face.extras["neutral_au_share"] = person.au_share
+        face.rest_au_offset_cm = person.au_untaken_cm
         return person.neutral_cm, person.frames
 
     def _collect_calibration(self, fid: int, person: PersonShape, frontal: np.ndarray,

@@ -684,3 +684,42 @@ def test_stage_au06_smile_prior_only_where_au06_cannot_be_measured() -> None:
     assert known.extras["share"][k06] == 0.0 and known.extras["au06_inferred"] == 0.0
     with pytest.raises(ConfigError, match="au06_smile_prior"):
         AUStage("aus", AUParams(au06_smile_prior=-1.0))
+
+
+def test_stage_untaken_rest_offset_bounds_the_share_term_per_au() -> None:
+    """Mechanism, shipped face model and basis: the floor's untaken-offset term (``neutral_au_share``) covers per AU
+    at most what the person's own untaken rest offset reads: a rest offset that reads nothing leaves the floor of a
+    fully taken neutral, one that reads a lot keeps the population's term; the AU06 smile prior uses the same
+    per-AU share; the stage computes the offset's reading from ``Face.rest_au_offset_cm``."""
+    stage = AUStage("aus", AUParams(publish_floor=True))
+    stage.open()
+    fm = stage._floors
+    k = len(stage.names)
+    none, pop, zero = fm.floors(3.0, 0, 0, 0, 0.5), fm.floors(3.0, 0, 0, 0, 0.0), np.zeros(k)
+    np.testing.assert_allclose(fm.floors(3.0, 0, 0, 0, 0.5, zero), pop)
+    np.testing.assert_allclose(fm.floors(3.0, 0, 0, 0, 0.5, np.full(k, 5.0)), none, rtol=1e-9)
+    some = np.zeros(k)
+    some[stage.names.index("AU12")] = 0.3
+    mixed = fm.floors(3.0, 0, 0, 0, 0.5, some)
+    assert np.all(mixed >= pop - 1e-12) and np.all(mixed <= none + 1e-12)
+    assert mixed[stage.names.index("AU12")] > pop[stage.names.index("AU12")]
+    np.testing.assert_allclose(fm.unknown_share(3.0, 0.5, zero), fm.identity_share(3.0))
+    np.testing.assert_allclose(fm.unknown_share(3.0, 0.5, np.full(k, 5.0)), fm.unknown_share(3.0, 0.5))
+
+    k12 = stage.names.index("AU12")
+    disp = np.asarray(stage._solver._AtW[k12]).reshape(478, 3)
+    offset = (0.5 * disp / np.abs(disp).max()).astype(np.float32)  # a rest offset the read-out sees as AU12
+
+    def floor_for(rest_offset: np.ndarray | None) -> np.ndarray:
+        face = _face(7, stage._template.astype(np.float32), ready=False)
+        face.shape_frames = 3.0
+        face.extras["neutral_au_share"] = 0.5
+        face.rest_au_offset_cm = rest_offset
+        stage.process(np.zeros((4, 4, 3), np.uint8), FrameResult(FrameMeta(0, 0, 0, 640, 480, "test"), [face]))
+        return face.extras["au_floor"]
+
+    flat = floor_for(np.zeros((478, 3), np.float32))
+    np.testing.assert_allclose(flat, pop, rtol=1e-5)
+    smiley = floor_for(offset)
+    assert smiley[k12] > flat[k12] + 0.05  # this person's own offset reads as AU12: the floor keeps covering it
+    np.testing.assert_allclose(floor_for(None), none, rtol=1e-5)  # no offset handed over: the population's term

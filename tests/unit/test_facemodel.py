@@ -189,3 +189,27 @@ def test_population_model_errors_name_file_and_field(tmp_path: Path) -> None:
     np.savez(bad, **{**fields, "mean_cm": mean})
     with pytest.raises(DataError, match="non-finite"):
         load_population_model(bad)
+
+
+def test_person_hands_over_the_untaken_au_part_of_its_rest_offset() -> None:
+    """Mechanism: with an ``au_part``, the estimate takes the AU-shaped part of the rest offset by w = n / (n + 3)
+    and hands the rest, (1 - w) x au_part(shift), to the AU floors (``au_untaken_cm``); explicit neutrals and a
+    reset hand over nothing."""
+    m = 12
+    mean = np.zeros((m, 3))
+    post = IdentityPosterior(np.zeros((1, 3 * m)), np.full(3 * m, 0.2), obs_sd_cm=0.02)
+    half = lambda d: 0.5 * d  # noqa: E731 - half of any displacement looks like an expression
+    p = PersonShape(mean, post, PersonParams(sample_every_s=0.1, update_every=1), au_part=half)
+    assert p.au_untaken_cm is None
+    rest = np.full((m, 3), 0.2)
+    for i in range(10):
+        p.observe(0.1 * i, rest, score=0.0, yaw_deg=0.0, pitch_deg=0.0)
+    w = 1.0 - p.au_share
+    assert 0.0 < w < 1.0
+    shift = (p.neutral_cm - mean) / (1.0 - 0.5 * (1.0 - w))  # neutral = mean + shift - (1 - w) half(shift)
+    np.testing.assert_allclose(p.au_untaken_cm, (1.0 - w) * 0.5 * shift, rtol=1e-5)
+    np.testing.assert_allclose(p.neutral_cm + p.au_untaken_cm, mean + shift, rtol=1e-5)
+    p.set_explicit(rest)
+    assert p.au_untaken_cm is None
+    p.reset()
+    assert p.au_untaken_cm is None
