@@ -15,8 +15,9 @@ deviations of what, besides expression, moves that AU's estimate (a soft thresho
   IdentityPosterior`), plus the AU-shaped part of the person's rest offset the canonical stage's neutral has not
   taken yet (``extras["neutral_au_share"]`` s: a share s of the known part is still read as expression, so it
   adds s^2 x the known share; per AU at most what this person's own untaken offset reads, ``Face.rest_au_offset_cm``
-  through the same read-out: a person whose rest face looks neutral has little to cover, one whose rest face looks
-  like an expression, or a session that opens with one, keeps the population's term): wide on a single photo,
+  through the same read-out, while the head holds still: a person whose rest face looks neutral has little to
+  cover, one whose rest face looks like an expression, or a session that opens with one, keeps the population's
+  term, and so does a moving head): wide on a single photo,
   shrinking as the canonical stage refines the person's shape, zero with an explicit neutral. (Without the second term one rest frame pinned the identity to 2-14 % of its
   variance while the neutral had taken half of its AU-shaped part: a real neutral photo played as a video read an AU
   sum of 1.5 on average in its first 3 s, 3.6 for one person who reads 0 as a still);
@@ -211,13 +212,14 @@ class FloorModel:
         return comb if self._axis_f is None else comb + tuple(round(float(v), 1) for v in axes)
 
     def floors(self, frames: float, yaw_deg: float, pitch_deg: float, roll_deg: float,
-               au_share: float = 0.0, offset_reading: np.ndarray | None = None) -> np.ndarray:
+               au_share: float = 0.0, offset_reading: np.ndarray | None = None, steady: float = 1.0) -> np.ndarray:
         """(K,) FACS floor for a face whose neutral rests on ``frames`` frames and has not taken ``au_share`` (0-1)
         of its AU-shaped rest offset, at this pose. ``offset_reading`` (K,) FACS: what that untaken offset itself
-        reads (the person's own, :meth:`AUStage` computes it); per AU the share term covers at most that much."""
+        reads (the person's own, :meth:`AUStage` computes it); per AU the share term covers at most that much, as
+        far as the head holds still (``steady`` 0-1, :func:`rtface.au.pose_floor.steady_share`)."""
         if offset_reading is not None and self._real is not None and _quantise_share(au_share) > 0.0:
             base = self.floors(frames, yaw_deg, pitch_deg, roll_deg)
-            extra = self._share_var(frames, au_share, offset_reading)
+            extra = self._share_var(frames, au_share, offset_reading, steady)
             return np.minimum(np.sqrt(base ** 2 + extra), 5.0)
         key = (quantise_frames(frames), _quantise_share(au_share)) + self._scales(yaw_deg, pitch_deg, roll_deg)
         v = self._cache.get(key)
@@ -226,7 +228,7 @@ class FloorModel:
         return v
 
     def unknown_share(self, frames: float, au_share: float = 0.0,
-                      offset_reading: np.ndarray | None = None) -> np.ndarray:
+                      offset_reading: np.ndarray | None = None, steady: float = 1.0) -> np.ndarray:
         """(K,) share (0-1) of the identity variance along each AU's read-out that can still read as that AU: the
         part the identity posterior has not pinned down, plus ``au_share``^2 x the part it has (module doc), or
         with ``offset_reading`` per AU at most the share that the person's own untaken offset reads."""
@@ -237,17 +239,22 @@ class FloorModel:
         if offset_reading is None or self._real is None:
             return s + r * r * (1.0 - s)
         real2 = self._real ** 2
-        return s + np.where(real2 > 0, self._share_var(frames, au_share, offset_reading) / np.maximum(real2, 1e-12),
-                            0.0)
+        var = self._share_var(frames, au_share, offset_reading, steady)
+        return s + np.where(real2 > 0, var / np.maximum(real2, 1e-12), 0.0)
 
-    def _share_var(self, frames: float, au_share: float, offset_reading: np.ndarray) -> np.ndarray:
+    def _share_var(self, frames: float, au_share: float, offset_reading: np.ndarray, steady: float) -> np.ndarray:
         """(K,) FACS^2: the untaken-offset part of the floor, the population's (``au_share``^2 x the known identity
-        variance) but at most what this person's untaken offset reads."""
+        variance) but, as far as the head holds still (``steady``), at most what this person's untaken offset reads.
+        While the head moves the population's term stays: measured (scripts/validate_aus.py, 2026-12-04), the bound
+        at all times raised rendered neutral faces' mean AU sum while turning / nodding / tilting / moving in depth
+        (4-s videos, a young person model throughout) from 0.08 / 0.48 / 0.09 / 0.88 to 0.19 / 0.89 / 0.16 / 1.37."""
         s = self.identity_share(frames)
         r = _quantise_share(au_share)
         assert self._real is not None
         pop = self._real ** 2 * (r * r * (1.0 - s))
-        return np.minimum(pop, np.asarray(offset_reading, dtype=np.float64) ** 2)
+        own = np.minimum(pop, np.asarray(offset_reading, dtype=np.float64) ** 2)
+        g = min(1.0, max(0.0, float(steady)))
+        return own + (1.0 - g) * (pop - own)
 
     def _combine(self, frames: float, pose_scales: tuple[float, ...], au_share: float = 0.0) -> np.ndarray:
         # the NNLS read-out is positively homogeneous (reading(c d) = c reading(d) for c > 0), so the jitter and pose
@@ -494,15 +501,15 @@ class AUStage(Stage):
 
     def _floor_pair(self, frames: float, yaw: float, pitch: float, roll: float, rate: float, still: bool,
                     speeds: tuple[float, float, float] = (0.0, 0.0, 0.0), au_share: float = 0.0,
-                    offset_reading: np.ndarray | None = None
+                    offset_reading: np.ndarray | None = None, steady: float = 1.0
                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(plain read-out's floor, marginalised read-out's floor or None, per AU whether the marginalised one is
         used or None): on a still, the read-out that detects better, i.e. the larger full-weight reading per unit of
         floor; in a sequence the plain one."""
         if self._floors is None:
             return np.zeros(len(self.names)), None, None
-        floor = self._with_motion(self._floors.floors(frames, yaw, pitch, roll, au_share, offset_reading), rate,
-                                  speeds)
+        floor = self._with_motion(self._floors.floors(frames, yaw, pitch, roll, au_share, offset_reading, steady),
+                                  rate, speeds)
         if self._mfloors is None or not still:
             return floor, None, None
         mfloor = self._with_motion(self._mfloors.floors(frames, yaw, pitch, roll, au_share), rate, speeds)
@@ -535,20 +542,22 @@ class AUStage(Stage):
             if not still and pose is not None and (rest is not None or self._turn_on or self.params.publish_floor):
                 speeds = turning_speeds(self._turn.get(fid), t_s, (yaw, pitch, roll))
                 self._turn[fid] = (t_s, (yaw, pitch, roll), speeds)
+            steady = 1.0 if still else steady_share(max(speeds), rate)
             if rest is not None:  # the pose floor counts from the pose the person's neutral was learned at
-                yaw, pitch, roll = floor_pose((yaw, pitch, roll), rest, steady_share(max(speeds), rate))
+                yaw, pitch, roll = floor_pose((yaw, pitch, roll), rest, steady)
             frames = float(face.shape_frames)
             share = 0.0 if still else float(face.extras.get("neutral_au_share", 0.0))
             offset = None if still or share <= 0.0 else self._offset_reading(fid, face.rest_au_offset_cm)
             act = self._solver.solve_activations(cc, self._template, None if still else self._prev.get(fid))
-            floor, mfloor, use_m = self._floor_pair(frames, yaw, pitch, roll, rate, still, speeds, share, offset)
+            floor, mfloor, use_m = self._floor_pair(frames, yaw, pitch, roll, rate, still, speeds, share, offset,
+                                                    steady)
             reading = act * self._solver.unit_to_facs - floor
             if use_m is not None and self._msolver is not None:
                 mact = self._msolver.solve_activations(cc, self._template)
                 reading = np.where(use_m, mact * self._msolver.unit_to_facs - mfloor, reading)
                 floor = np.where(use_m, mfloor, floor)
             inten = np.clip(reading, 0.0, 5.0).astype(np.float32)
-            inferred = self._smile_prior(inten, frames, share, offset)
+            inferred = self._smile_prior(inten, frames, share, offset, steady)
             if not still:
                 self._prev[fid] = act
                 self._last_seen[fid] = t_s
@@ -566,7 +575,7 @@ class AUStage(Stage):
         self._forget_stale(t_s)
 
     def _smile_prior(self, inten: np.ndarray, frames: float, au_share: float = 0.0,
-                     offset_reading: np.ndarray | None = None) -> float:
+                     offset_reading: np.ndarray | None = None, steady: float = 1.0) -> float:
         """AU06 where it cannot be measured (module doc): raise it in place to ``au06_smile_prior`` x AU12 x the
         share of the identity variance along AU06 that can still read as AU06 (:meth:`FloorModel.unknown_share`);
         returns the FACS amount that is inferred (0 when the measurement is at least as large)."""
@@ -574,7 +583,7 @@ class AUStage(Stage):
         if rho <= 0 or self._k06 < 0 or self._floors is None:
             return 0.0
         prior = rho * float(inten[self._k12]) * float(
-            self._floors.unknown_share(frames, au_share, offset_reading)[self._k06])
+            self._floors.unknown_share(frames, au_share, offset_reading, steady)[self._k06])
         if prior <= inten[self._k06]:
             return 0.0
         inferred = prior - float(inten[self._k06])

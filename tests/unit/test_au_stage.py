@@ -688,9 +688,10 @@ def test_stage_au06_smile_prior_only_where_au06_cannot_be_measured() -> None:
 
 def test_stage_untaken_rest_offset_bounds_the_share_term_per_au() -> None:
     """Mechanism, shipped face model and basis: the floor's untaken-offset term (``neutral_au_share``) covers per AU
-    at most what the person's own untaken rest offset reads: a rest offset that reads nothing leaves the floor of a
-    fully taken neutral, one that reads a lot keeps the population's term; the AU06 smile prior uses the same
-    per-AU share; the stage computes the offset's reading from ``Face.rest_au_offset_cm``."""
+    at most what the person's own untaken rest offset reads while the head holds still: a rest offset that reads
+    nothing leaves the floor of a fully taken neutral, one that reads a lot, or a moving head, keeps the population's
+    term; the AU06 smile prior uses the same per-AU share; the stage computes the offset's reading from
+    ``Face.rest_au_offset_cm``."""
     stage = AUStage("aus", AUParams(publish_floor=True))
     stage.open()
     fm = stage._floors
@@ -705,6 +706,11 @@ def test_stage_untaken_rest_offset_bounds_the_share_term_per_au() -> None:
     assert mixed[stage.names.index("AU12")] > pop[stage.names.index("AU12")]
     np.testing.assert_allclose(fm.unknown_share(3.0, 0.5, zero), fm.identity_share(3.0))
     np.testing.assert_allclose(fm.unknown_share(3.0, 0.5, np.full(k, 5.0)), fm.unknown_share(3.0, 0.5))
+    # a moving head (steady 0) keeps the population's term; half-steady lies in between
+    np.testing.assert_allclose(fm.floors(3.0, 0, 0, 0, 0.5, zero, steady=0.0), none, rtol=1e-9)
+    half = fm.floors(3.0, 0, 0, 0, 0.5, zero, steady=0.5)
+    assert np.all(half >= pop - 1e-12) and np.all(half <= none + 1e-12) and half.sum() > pop.sum()
+    np.testing.assert_allclose(fm.unknown_share(3.0, 0.5, zero, steady=0.0), fm.unknown_share(3.0, 0.5))
 
     k12 = stage.names.index("AU12")
     disp = np.asarray(stage._solver._AtW[k12]).reshape(478, 3)
