@@ -17,8 +17,8 @@ deviations of what, besides expression, moves that AU's estimate (a soft thresho
   adds s^2 x the known share; per AU at most what this person's own untaken offset reads, ``Face.rest_au_offset_cm``
   through the same read-out, while the head holds still: a person whose rest face looks neutral has little to
   cover, one whose rest face looks like an expression, or a session that opens with one, keeps the population's
-  term, and so does a moving head): wide on a single photo,
-  shrinking as the canonical stage refines the person's shape, zero with an explicit neutral. (Without the second term one rest frame pinned the identity to 2-14 % of its
+  term, and so does a moving head): wide on a single photo, shrinking as the canonical stage refines the person's
+  shape, zero with an explicit neutral. (Without the second term one rest frame pinned the identity to 2-14 % of its
   variance while the neutral had taken half of its AU-shaped part: a real neutral photo played as a video read an AU
   sum of 1.5 on average in its first 3 s, 3.6 for one person who reads 0 as a still);
 - the head pose: what the face model's pose response leaves unexplained, growing with |yaw|, |pitch|, |roll|; in a
