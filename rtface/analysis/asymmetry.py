@@ -18,6 +18,7 @@ units (positive: stronger on the subject's left). Pure functions; safe from any 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import numpy as np
 
@@ -25,14 +26,12 @@ from rtface.analysis.mesh import REPORT_REGIONS, mirror_pairs, report_region_mea
 from rtface.kernels.symmetry import mirror_distance_kernel
 
 _LR = re.compile(r"^(AU\d+)_L_r$")
-_PAIRS: np.ndarray | None = None  # (468,) int64 mirror partners without the iris (filled on first use)
 
 
+@lru_cache(maxsize=1)
 def _face_pairs() -> np.ndarray:
-    global _PAIRS
-    if _PAIRS is None:
-        _PAIRS = np.ascontiguousarray(mirror_pairs()[:468], dtype=np.int64)
-    return _PAIRS
+    """(468,) int64 mirror partner of every mesh point without the iris (the kernel's index type)."""
+    return np.ascontiguousarray(mirror_pairs()[:468], dtype=np.int64)
 
 
 def point_asymmetry(points: np.ndarray) -> np.ndarray:

@@ -88,7 +88,7 @@ def _metric(lm, ids, w, cam_pts, fx, fy, cx, cy, refine, weak):
     zbar /= wsum
     z0 = fx / s_px
     _backproject(lm, fx, fy, cx, cy, z0, zbar, s_px, weak, out)
-    if refine:
+    if refine:  # a face reconstructed s_m times too big is s_m times too far: move it (and its depth relief) closer
         for k in range(n):
             for a in range(3):
                 sub[k, a] = out[ids[k], a]
